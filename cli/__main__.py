@@ -1,0 +1,3 @@
+from tfinpaint.cli.main import main
+
+main()

@@ -1,0 +1,25 @@
+from pathlib import Path
+
+from setuptools import setup
+
+here = Path(__file__).parent
+requirements = [
+    line.strip()
+    for line in (here / "requirements.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+]
+
+setup(
+    name="tfinpaint",
+    version="0.1.0",
+    description="Semantic image inpainting with deep generative models (Yeh et al., 2016) in TensorFlow/Keras",
+    long_description=(here / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    # cli/ is installed as tfinpaint.cli, never as a top-level package named `cli`.
+    packages=["tfinpaint", "tfinpaint.cli"],
+    package_dir={"tfinpaint": "tfinpaint", "tfinpaint.cli": "cli"},
+    install_requires=requirements,
+    extras_require={"test": ["pytest>=7", "ruff>=0.4"]},
+    entry_points={"console_scripts": ["tfinpaint=tfinpaint.cli:main"]},
+)

@@ -1,0 +1,241 @@
+"""From a dataset spec (a TFDS name, a folder or a glob) to a `tf.data.Dataset` of images.
+
+Images come out as float32 `[size, size, channels]` in [-1, 1]. Decoded, preprocessed
+images are cached as uint8 so every epoch after the first only shuffles, flips and
+batches; a file that fails to decode is skipped and counted in one warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob as globlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Share of the width kept by the `celeba` preset: the paper's 108x108 centre of a
+# 178x218 aligned face (54x54 of the half-size copies in ../shared/data).
+CELEBA_CROP = 108 / 178
+PREPROCESS = ("celeba", "svhn", "square")
+TFDS_ALIASES = {"celeba_a": "celeb_a", "celeba": "celeb_a"}
+# Dataset -> (preprocess preset, default holdout).
+KNOWN = {"celeb_a": ("celeba", 2000), "svhn_cropped": ("svhn", 0)}
+SHUFFLE_CAP = 20_000
+
+
+class DataError(ValueError):
+    """A dataset spec that names nothing usable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """What a dataset spec resolved to.
+
+    Attributes:
+        kind: "files" or "tfds".
+        name: the TFDS name or the folder/glob as given.
+        files: training files (kind "files"), sorted.
+        heldout: held-out files (kind "files") or the TFDS split held out.
+        preprocess: the preset used.
+        split: the TFDS split trained on (kind "tfds").
+    """
+
+    kind: str
+    name: str
+    preprocess: str
+    files: tuple[str, ...] = ()
+    heldout: tuple[str, ...] = ()
+    split: str = ""
+
+
+def default_preprocess(spec: str) -> str:
+    """The preset a dataset spec gets when none is asked for."""
+    name = TFDS_ALIASES.get(spec, spec)
+    if name in KNOWN:
+        return KNOWN[name][0]
+    low = spec.lower()
+    if "celeb" in low:
+        return "celeba"
+    if "svhn" in low:
+        return "svhn"
+    return "square"
+
+
+def default_holdout(spec: str) -> int:
+    """Images kept out of training when --holdout is not given (2000 for CelebA)."""
+    name = TFDS_ALIASES.get(spec, spec)
+    if name in KNOWN:
+        return KNOWN[name][1]
+    return 2000 if default_preprocess(spec) == "celeba" else 0
+
+
+def list_images(spec: str | os.PathLike) -> list[str]:
+    """Image files under a folder (recursively) or matching a glob, sorted."""
+    spec = str(spec)
+    if os.path.isdir(spec):
+        found = [
+            os.path.join(root, f)
+            for root, _, names in os.walk(spec)
+            for f in names
+            if f.lower().endswith(IMAGE_EXTENSIONS)
+        ]
+    elif os.path.isfile(spec):
+        found = [spec]
+    else:
+        found = [
+            f for f in globlib.glob(spec, recursive=True)
+            if os.path.isfile(f) and f.lower().endswith(IMAGE_EXTENSIONS)
+        ]
+    return sorted(found)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return os.sep in spec or spec.startswith(".") or any(c in spec for c in "*?[") or os.path.exists(spec)
+
+
+def resolve(spec: str, preprocess: str | None = None, holdout: int | None = None) -> Source:
+    """Turn a dataset spec into a `Source`, holding the first `holdout` images out."""
+    preprocess = preprocess or default_preprocess(spec)
+    if preprocess not in PREPROCESS:
+        raise DataError(f"Unknown preprocessing {preprocess!r}; expected one of {PREPROCESS}")
+    holdout = default_holdout(spec) if holdout is None else holdout
+    if holdout < 0:
+        raise DataError(f"Expected a holdout of 0 or more images, got {holdout}")
+    if _looks_like_path(spec):
+        files = list_images(spec)
+        if not files:
+            raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {spec}")
+        if holdout >= len(files):
+            raise DataError(f"Holdout of {holdout} leaves no training images of the {len(files)} in {spec}")
+        return Source("files", spec, preprocess, tuple(files[holdout:]), tuple(files[:holdout]))
+    name = TFDS_ALIASES.get(spec, spec)
+    import tensorflow_datasets as tfds
+
+    try:
+        tfds.builder_cls(name)
+    except Exception:  # DatasetNotFoundError and friends
+        raise DataError(f"{spec!r} is neither an existing folder nor a TFDS dataset name") from None
+    split = f"train[{holdout}:]" if holdout else "train"
+    return Source("tfds", name, preprocess, heldout=(f"train[:{holdout}]",) if holdout else (), split=split)
+
+
+def preprocess_image(image: tf.Tensor, preset: str, size: int, channels: int = 3) -> tf.Tensor:
+    """Crop and resize one uint8 image `[H, W, C]` to float32 `[size, size, channels]` in [0, 255]."""
+    if image.shape.rank != 3:
+        raise ValueError(f"Expected an image of rank 3, got shape {image.shape}")
+    if channels == 1 and image.shape[-1] != 1:
+        image = tf.image.rgb_to_grayscale(image[..., :3])
+    elif channels == 3 and image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    image = image[..., :channels]
+    if preset != "svhn":
+        h, w = tf.shape(image)[0], tf.shape(image)[1]
+        side = tf.minimum(h, w)
+        if preset == "celeba":
+            side = tf.minimum(side, tf.cast(tf.round(tf.cast(w, tf.float32) * CELEBA_CROP), tf.int32))
+        top, left = (h - side) // 2, (w - side) // 2
+        image = image[top : top + side, left : left + side]
+    image = tf.image.resize(image, (size, size), method="area", antialias=True)
+    return tf.clip_by_value(tf.round(image), 0.0, 255.0)
+
+
+def preprocess_numpy(image: np.ndarray, preset: str, size: int) -> np.ndarray:
+    """`preprocess_image` for one uint8 numpy image; returns float32 in [-1, 1]."""
+    out = preprocess_image(tf.constant(image, tf.uint8), preset, size, image.shape[-1] if image.ndim == 3 else 1)
+    return out.numpy() / 127.5 - 1.0
+
+
+def crop_box(height: int, width: int, preset: str) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the region a preset keeps of an image."""
+    if preset == "svhn":
+        return 0, 0, height, width
+    side = min(height, width)
+    if preset == "celeba":
+        side = min(side, int(round(width * CELEBA_CROP)))
+    return (height - side) // 2, (width - side) // 2, side, side
+
+
+def _decode(path: tf.Tensor, channels: int) -> tf.Tensor:
+    data = tf.io.read_file(path)
+    return tf.io.decode_image(data, channels=channels, expand_animations=False, dtype=tf.uint8)
+
+
+def base_dataset(source: Source, image_size: int, channels: int = 3, data_dir: str | None = None) -> tuple[tf.data.Dataset, int]:
+    """Decoded, preprocessed uint8 images, cached, in a fixed order; and their count.
+
+    Undecodable files are dropped; when any are, one warning says how many.
+    """
+    autotune = tf.data.AUTOTUNE
+
+    def prep(image):
+        image.set_shape([None, None, channels])
+        return tf.cast(preprocess_image(image, source.preprocess, image_size, channels), tf.uint8)
+
+    if source.kind == "files":
+        ds = tf.data.Dataset.from_tensor_slices(list(source.files))
+        ds = ds.map(lambda p: prep(_decode(p, channels)), num_parallel_calls=autotune, deterministic=True)
+        ds = ds.ignore_errors().cache()
+        count = 0
+        for _ in ds.batch(1024):  # one pass fills the cache and counts what decoded
+            count += int(_.shape[0])
+        bad = len(source.files) - count
+        if bad:
+            warnings.warn(f"Skipped {bad} of {len(source.files)} files in {source.name} that could not be decoded", stacklevel=2)
+        if count == 0:
+            raise DataError(f"None of the {len(source.files)} files in {source.name} could be decoded")
+        return ds, count
+    import tensorflow_datasets as tfds
+
+    ds, info = tfds.load(source.name, split=source.split, data_dir=data_dir, with_info=True, shuffle_files=False)
+    if "image" not in info.features:
+        raise DataError(f"TFDS dataset {source.name!r} has no 'image' feature")
+    ds = ds.map(lambda ex: prep(ex["image"]), num_parallel_calls=autotune, deterministic=True).cache()
+    count = int(ds.cardinality())
+    if count < 0:  # unknown (e.g. mocked data): count once; the cache makes it free later
+        count = int(ds.reduce(0, lambda n, _: n + 1))
+    return ds, count
+
+
+def epoch_dataset(base: tf.data.Dataset, count: int, batch_size: int, epoch: int, seed: int, flip: bool = True) -> tf.data.Dataset:
+    """One epoch of float32 batches in [-1, 1], in an order fixed by (seed, epoch).
+
+    Batches are full (the remainder is dropped), so `.skip(k)` resumes an epoch at step k.
+    """
+    ds = base.shuffle(min(count, SHUFFLE_CAP), seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
+    ds = ds.enumerate()
+
+    def to_float(i, image):
+        image = tf.cast(image, tf.float32) / 127.5 - 1.0
+        if flip:
+            image = tf.image.stateless_random_flip_left_right(image, seed=tf.stack([tf.cast(seed * 7919 + epoch, tf.int64), i]))
+        return image
+
+    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def load_image_file(path: str | os.PathLike) -> np.ndarray:
+    """Any image file (grayscale, RGBA, palette, 16-bit) as uint8 RGB `[H, W, 3]`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                top = 65535.0 if arr.max() > 255 else 255.0
+                im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(white, im)
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise DataError(f"Cannot read image {path}: {e}") from None
+
+
+def write_list(path: Path, names: list[str] | tuple[str, ...]) -> None:
+    path.write_text("".join(f"{n}\n" for n in names))

@@ -1,0 +1,203 @@
+"""The paper's DCGAN (Radford et al., 2016; Yeh et al., 2016, section 4.1) as Keras models.
+
+G maps z in U[-1, 1]^latent_dim to an image in [-1, 1]: a dense layer to a 4x4 map of
+8c channels (for 64x64), then stride-2 transposed convolutions that halve the channels
+and double the size, ending in tanh. D mirrors it with stride-2 convolutions that
+double the channels, LeakyReLU 0.2, batch norm on all but the first, and one logit.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tfinpaint._backend import require_tensorflow_backend
+
+require_tensorflow_backend()
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+IMAGE_SIZES = (32, 64, 128)
+KERNEL = 5
+
+
+def num_blocks(image_size: int) -> int:
+    """Number of stride-2 layers between a 4x4 map and an image of `image_size`."""
+    if image_size not in IMAGE_SIZES:
+        raise ValueError(f"Expected an image size in {IMAGE_SIZES}, got {image_size}")
+    return int(math.log2(image_size // 4))
+
+
+def _norm(batch_norm: bool, momentum: float, name: str) -> layers.Layer:
+    # synchronized=True: under MirroredStrategy the batch statistics are those of the
+    # global batch, so training on N replicas is the same computation as on one.
+    if batch_norm:
+        return layers.BatchNormalization(
+            momentum=momentum, epsilon=1e-5, synchronized=True, name=name
+        )
+    return layers.Identity(name=name)
+
+
+def _check_common(width: int, channels: int) -> None:
+    if width < 1:
+        raise ValueError(f"Expected a positive width, got {width}")
+    if channels not in (1, 3):
+        raise ValueError(f"Expected 1 or 3 channels, got {channels}")
+
+
+@keras.saving.register_keras_serializable(package="tfinpaint")
+class Generator(keras.Model):
+    """G: `[batch, latent_dim]` in [-1, 1] to `[batch, size, size, channels]` in [-1, 1].
+
+    Args:
+        image_size: 32, 64 or 128; the number of upsampling blocks follows from it.
+        width: channels of the last hidden layer (the paper's c = 64); the first
+            has width * 2**(blocks - 1), 512 for 64x64 images.
+        latent_dim: size of z (100 in the paper).
+        channels: 3 (RGB) or 1 (grayscale).
+        batch_norm: batch norm after every hidden layer, as in DCGAN.
+        bn_momentum: momentum of the batch-norm moving averages.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        width: int = 64,
+        latent_dim: int = 100,
+        channels: int = 3,
+        batch_norm: bool = True,
+        bn_momentum: float = 0.9,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_common(width, channels)
+        if latent_dim < 1:
+            raise ValueError(f"Expected a positive latent_dim, got {latent_dim}")
+        self.image_size = image_size
+        self.width = width
+        self.latent_dim = latent_dim
+        self.channels = channels
+        self.batch_norm = batch_norm
+        self.bn_momentum = bn_momentum
+        blocks = num_blocks(image_size)
+        top = width * 2 ** (blocks - 1)
+        self.project = layers.Dense(4 * 4 * top, use_bias=not batch_norm, name="project")
+        self.reshape = layers.Reshape((4, 4, top))
+        self.project_norm = _norm(batch_norm, bn_momentum, "project_norm")
+        self.ups = []
+        self.norms = []
+        for i in range(1, blocks):
+            self.ups.append(
+                layers.Conv2DTranspose(
+                    top // 2**i, KERNEL, strides=2, padding="same",
+                    use_bias=not batch_norm, name=f"up{i}",
+                )
+            )
+            self.norms.append(_norm(batch_norm, bn_momentum, f"up{i}_norm"))
+        self.to_image = layers.Conv2DTranspose(
+            channels, KERNEL, strides=2, padding="same", name="to_image"
+        )
+
+    def call(self, z, training=False):
+        x = self.reshape(self.project(z))
+        x = keras.ops.relu(self.project_norm(x, training=training))
+        for up, norm in zip(self.ups, self.norms):
+            x = keras.ops.relu(norm(up(x), training=training))
+        return keras.ops.tanh(self.to_image(x))
+
+    def build(self, input_shape):
+        self.call(keras.KerasTensor(input_shape))
+        self.built = True
+
+    def get_config(self):
+        return {
+            "image_size": self.image_size,
+            "width": self.width,
+            "latent_dim": self.latent_dim,
+            "channels": self.channels,
+            "batch_norm": self.batch_norm,
+            "bn_momentum": self.bn_momentum,
+        }
+
+
+@keras.saving.register_keras_serializable(package="tfinpaint")
+class Discriminator(keras.Model):
+    """D: `[batch, size, size, channels]` in [-1, 1] to one real/fake logit `[batch, 1]`.
+
+    Args:
+        image_size: 32, 64 or 128.
+        width: channels of the first convolution (c = 64 in the paper), doubled by
+            each following one.
+        channels: 3 or 1.
+        batch_norm: batch norm on all convolutions but the first, as in DCGAN.
+        bn_momentum: momentum of the batch-norm moving averages.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        width: int = 64,
+        channels: int = 3,
+        batch_norm: bool = True,
+        bn_momentum: float = 0.9,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_common(width, channels)
+        self.image_size = image_size
+        self.width = width
+        self.channels = channels
+        self.batch_norm = batch_norm
+        self.bn_momentum = bn_momentum
+        blocks = num_blocks(image_size)
+        self.convs = []
+        self.norms = []
+        for i in range(blocks):
+            first = i == 0
+            self.convs.append(
+                layers.Conv2D(
+                    width * 2**i, KERNEL, strides=2, padding="same",
+                    use_bias=first or not batch_norm, name=f"down{i}",
+                )
+            )
+            self.norms.append(
+                layers.Identity(name=f"down{i}_norm")
+                if first
+                else _norm(batch_norm, bn_momentum, f"down{i}_norm")
+            )
+        self.flatten = layers.Flatten()
+        self.logit = layers.Dense(1, name="logit")
+
+    def call(self, images, training=False):
+        x = images
+        for conv, norm in zip(self.convs, self.norms):
+            x = keras.ops.leaky_relu(norm(conv(x), training=training), negative_slope=0.2)
+        return self.logit(self.flatten(x))
+
+    def build(self, input_shape):
+        self.call(keras.KerasTensor(input_shape))
+        self.built = True
+
+    def get_config(self):
+        return {
+            "image_size": self.image_size,
+            "width": self.width,
+            "channels": self.channels,
+            "batch_norm": self.batch_norm,
+            "bn_momentum": self.bn_momentum,
+        }
+
+
+def build_pair(
+    image_size: int = 64,
+    width: int = 64,
+    latent_dim: int = 100,
+    channels: int = 3,
+    batch_norm: bool = True,
+) -> tuple[Generator, Discriminator]:
+    """A built (G, D) pair with matching sizes."""
+    g = Generator(image_size, width, latent_dim, channels, batch_norm, name="generator")
+    d = Discriminator(image_size, width, channels, batch_norm, name="discriminator")
+    g.build((None, latent_dim))
+    d.build((None, image_size, image_size, channels))
+    return g, d

@@ -1,0 +1,357 @@
+"""DCGAN training: the GAN step as one `tf.function`, the epoch loop around it.
+
+The loop runs under a `tf.distribute.Strategy`. Its run directory holds checkpoints
+(resumed automatically), `config.json`, a sample grid per epoch, TensorBoard logs,
+and at the end `generator.keras`, `discriminator.keras` and `model.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tfinpaint._backend import require_tensorflow_backend
+
+require_tensorflow_backend()
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfinpaint import data as data_lib  # noqa: E402
+from tfinpaint.models import Discriminator, Generator  # noqa: E402
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+# Settings that must not change when a run is resumed: they shape the weights or the data.
+FIXED_ON_RESUME = (
+    "dataset", "preprocess", "image_size", "width", "latent_dim", "channels",
+    "batch_norm", "batch_size", "holdout", "seed",
+)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or cannot go on; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; saved as `config.json` in the run directory.
+
+    Attributes:
+        dataset: TFDS name (`celeb_a`, `celeba_a`, `svhn_cropped`, ...), folder or glob.
+        run_dir: where checkpoints, samples, logs and the trained models go.
+        data_dir: TFDS data directory (None: TFDS's default).
+        preprocess: `celeba`, `svhn` or `square`; None picks the dataset's default.
+        image_size: 32, 64 or 128.
+        width: the paper's c (64).
+        latent_dim: size of z (100).
+        channels: 3 or 1.
+        batch_norm: batch norm in G and D as in DCGAN.
+        batch_size: global batch size (64).
+        epochs: epochs to train in total; ignored when `steps` is set.
+        steps: total steps to train, if set.
+        lr: Adam learning rate for G and D (2e-4).
+        beta1: Adam beta_1 (0.5).
+        g_steps: generator updates per discriminator update.
+        seed: seeds z, shuffling, flips and initial weights.
+        strategy: `default`, `mirrored` or `multiworker`.
+        holdout: first N images kept out of training; None: dataset default.
+        checkpoint_every: steps between checkpoints (also one at each epoch end).
+        keep_checkpoints: how many checkpoints to keep.
+        log_every: steps between TensorBoard scalar writes.
+    """
+
+    dataset: str
+    run_dir: str
+    data_dir: str | None = None
+    preprocess: str | None = None
+    image_size: int = 64
+    width: int = 64
+    latent_dim: int = 100
+    channels: int = 3
+    batch_norm: bool = True
+    batch_size: int = 64
+    epochs: int = 25
+    steps: int | None = None
+    lr: float = 2e-4
+    beta1: float = 0.5
+    g_steps: int = 1
+    seed: int = 0
+    strategy: str = "default"
+    holdout: int | None = None
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 10
+
+    def resolved(self) -> TrainConfig:
+        """This config with dataset-dependent defaults filled in."""
+        return dataclasses.replace(
+            self,
+            preprocess=self.preprocess or data_lib.default_preprocess(self.dataset),
+            holdout=data_lib.default_holdout(self.dataset) if self.holdout is None else self.holdout,
+        )
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise TrainingError(f"Unknown strategy {name!r}; expected one of {STRATEGIES}")
+
+
+def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+    """Per-example D loss `[batch]`: -log D(x) - log(1 - D(G(z))), from logits `[batch, 1]`."""
+    real = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits)
+    fake = tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits)
+    return tf.reshape(real + fake, [-1])
+
+
+def generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """Per-example non-saturating G loss `[batch]`: -log D(G(z)), from logits `[batch, 1]`."""
+    return tf.reshape(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits), [-1])
+
+
+def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
+    """`[n, h, w, c]` floats in [-1, 1] to one uint8 grid image `[rows*h, cols*w, c]`."""
+    n, h, w, c = images.shape
+    cols = math.ceil(n / rows)
+    grid = np.full((rows * h, cols * w, c), -1.0, np.float32)
+    for i, im in enumerate(images):
+        r, k = divmod(i, cols)
+        grid[r * h : (r + 1) * h, k * w : (k + 1) * w] = im
+    return to_uint8(grid)
+
+
+def to_uint8(images) -> np.ndarray:
+    """Floats in [-1, 1] to uint8 in [0, 255], rounding."""
+    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def save_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+
+
+class Trainer:
+    """Holds G, D, their optimizers and the compiled GAN step for one run."""
+
+    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None):
+        self.config = config.resolved()
+        c = self.config
+        self.strategy = strategy or make_strategy(c.strategy)
+        keras.utils.set_random_seed(c.seed)
+        with self.strategy.scope():
+            self.generator = Generator(c.image_size, c.width, c.latent_dim, c.channels, c.batch_norm, name="generator")
+            self.discriminator = Discriminator(c.image_size, c.width, c.channels, c.batch_norm, name="discriminator")
+            self.generator.build((None, c.latent_dim))
+            self.discriminator.build((None, c.image_size, c.image_size, c.channels))
+            self.g_opt = keras.optimizers.Adam(c.lr, beta_1=c.beta1)
+            self.d_opt = keras.optimizers.Adam(c.lr, beta_1=c.beta1)
+            self.g_opt.build(self.generator.trainable_variables)
+            self.d_opt.build(self.discriminator.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(
+            generator=self.generator, discriminator=self.discriminator,
+            g_opt=self.g_opt, d_opt=self.d_opt, step=self.step,
+        )
+        self._train_step = tf.function(self._distributed_step)
+
+    # --- the GAN step -------------------------------------------------------------
+
+    def _replica_step(self, real: tf.Tensor, step: tf.Tensor):
+        c = self.config
+        ctx = tf.distribute.get_replica_context()
+        local = tf.shape(real)[0]
+        # z for the whole global batch from (seed, step); each replica takes its slice,
+        # so N replicas see exactly the z one device would.
+        z_all = tf.random.stateless_uniform(
+            [c.batch_size, c.latent_dim], seed=tf.stack([tf.cast(c.seed, tf.int64), step]), minval=-1.0, maxval=1.0
+        )
+        z = z_all[ctx.replica_id_in_sync_group * local :][:local]
+        scale = 1.0 / c.batch_size
+        with tf.GradientTape() as tape:
+            fake = self.generator(z, training=True)
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            d_loss = tf.reduce_sum(discriminator_loss(real_logits, fake_logits)) * scale
+        grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+        self.d_opt.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+        for _ in range(c.g_steps):
+            with tf.GradientTape() as tape:
+                fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+                g_loss = tf.reduce_sum(generator_loss(fake_logits)) * scale
+            grads = tape.gradient(g_loss, self.generator.trainable_variables)
+            self.g_opt.apply_gradients(zip(grads, self.generator.trainable_variables))
+        d_real = tf.reduce_sum(tf.sigmoid(real_logits)) * scale
+        d_fake = tf.reduce_sum(tf.sigmoid(fake_logits)) * scale
+        return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
+
+    def _distributed_step(self, real, step):
+        per_replica = self.strategy.run(self._replica_step, args=(real, step))
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
+    def train_step(self, real, step: int) -> dict[str, float]:
+        """One D update then `g_steps` G updates on a global batch; returns the losses."""
+        out = self._train_step(real, tf.constant(step, tf.int64))
+        return {k: float(v) for k, v in out.items()}
+
+    # --- samples ------------------------------------------------------------------
+
+    def fixed_z(self, n: int = 64) -> tf.Tensor:
+        return tf.random.stateless_uniform([n, self.config.latent_dim], seed=[self.config.seed, -1], minval=-1.0, maxval=1.0)
+
+    def sample_grid(self) -> np.ndarray:
+        images = self.generator(self.fixed_z(), training=False).numpy()
+        return image_grid(images, rows=8)
+
+
+def _check_resume(run_dir: Path, config: TrainConfig) -> None:
+    path = run_dir / "config.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    new = dataclasses.asdict(config)
+    changed = [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in FIXED_ON_RESUME if old.get(k) != new[k]]
+    if changed:
+        raise TrainingError(f"{run_dir} holds a run with other settings ({'; '.join(changed)}); use another --run-dir")
+
+
+def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, verbose: int = 1) -> Trainer:
+    """Train (or resume) the run in `config.run_dir` until `epochs` or `steps` is reached.
+
+    Returns the `Trainer`, whose G and D are also saved in the run directory.
+
+    Raises:
+        TrainingError: a loss became NaN or Inf (the last good checkpoint is kept), or
+            the run directory holds a run with incompatible settings.
+        data.DataError: the dataset spec names nothing usable.
+    """
+    config = config.resolved()
+    run_dir = Path(config.run_dir)
+    _check_resume(run_dir, config)
+    source = data_lib.resolve(config.dataset, config.preprocess, config.holdout)
+    trainer = Trainer(config, strategy)
+    base, count = data_lib.base_dataset(source, config.image_size, config.channels, config.data_dir)
+    steps_per_epoch = count // config.batch_size
+    if steps_per_epoch == 0:
+        raise TrainingError(f"{count} training images are fewer than one batch of {config.batch_size}")
+    total = config.steps if config.steps is not None else config.epochs * steps_per_epoch
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    data_lib.write_list(run_dir / "heldout.txt", source.heldout)
+    manager = tf.train.CheckpointManager(trainer.checkpoint, run_dir / "checkpoints", max_to_keep=config.keep_checkpoints)
+    if manager.latest_checkpoint:
+        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        # The checkpoint restores the optimizers' learning rates; this run's settings win.
+        trainer.g_opt.learning_rate.assign(config.lr)
+        trainer.d_opt.learning_rate.assign(config.lr)
+        if verbose:
+            print(f"Resuming {run_dir} at step {int(trainer.step)}")
+    writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+    strategy = trainer.strategy
+    start_step = int(trainer.step)
+    t_start = time.perf_counter()
+    seconds = _elapsed(run_dir)
+
+    step = start_step
+    while step < total:
+        epoch, k = divmod(step, steps_per_epoch)
+        ds = data_lib.epoch_dataset(base, count, config.batch_size, epoch, config.seed).skip(k)
+        todo = min(steps_per_epoch - k, total - step)
+        ds = strategy.experimental_distribute_dataset(ds.take(todo))
+        bar = keras.utils.Progbar(todo, verbose=verbose, stateful_metrics=["d_loss", "g_loss", "img/s"]) if verbose else None
+        if verbose:
+            print(f"Epoch {epoch + 1}/{math.ceil(total / steps_per_epoch)} (steps {step + 1}-{step + todo} of {total})")
+        tic = time.perf_counter()
+        for i, batch in enumerate(ds):
+            losses = trainer.train_step(batch, step)
+            if not all(math.isfinite(v) for v in losses.values()):
+                raise TrainingError(
+                    f"Loss became NaN or Inf at step {step + 1} ({_fmt(losses)}); "
+                    f"the last good checkpoint in {run_dir / 'checkpoints'} is kept"
+                )
+            step += 1
+            trainer.step.assign(step)
+            rate = (i + 1) * config.batch_size / (time.perf_counter() - tic)
+            if step % config.log_every == 0:
+                with writer.as_default(step=step):
+                    for name, v in losses.items():
+                        tf.summary.scalar(name, v)
+                    tf.summary.scalar("images_per_second", rate)
+            if step % config.checkpoint_every == 0:
+                manager.save(checkpoint_number=step)
+            if bar:
+                bar.update(i + 1, [("d_loss", losses["d_loss"]), ("g_loss", losses["g_loss"]), ("img/s", rate)])
+        epoch_done = step % steps_per_epoch == 0
+        if step % config.checkpoint_every != 0:
+            manager.save(checkpoint_number=step)
+        if epoch_done:
+            grid = trainer.sample_grid()
+            save_png(run_dir / "samples" / f"epoch_{step // steps_per_epoch:03d}.png", grid)
+            with writer.as_default(step=step):
+                tf.summary.image("samples", grid[None], max_outputs=1)
+    writer.flush()
+    seconds += time.perf_counter() - t_start
+    _save_models(trainer, run_dir, source, count, steps_per_epoch, step, seconds)
+    return trainer
+
+
+def _fmt(losses: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
+
+
+def _elapsed(run_dir: Path) -> float:
+    card = run_dir / "model.json"
+    if card.exists():
+        return float(json.loads(card.read_text()).get("training_seconds", 0.0))
+    return 0.0
+
+
+def _save_models(trainer: Trainer, run_dir: Path, source, count: int, steps_per_epoch: int, step: int, seconds: float) -> None:
+    c = trainer.config
+    trainer.generator.save(run_dir / "generator.keras")
+    trainer.discriminator.save(run_dir / "discriminator.keras")
+    card = {
+        "format": "tfinpaint-run/1",
+        "image_size": c.image_size,
+        "latent_dim": c.latent_dim,
+        "channels": c.channels,
+        "width": c.width,
+        "batch_norm": c.batch_norm,
+        "preprocess": c.preprocess,
+        "dataset": c.dataset,
+        "training_images": count,
+        "batch_size": c.batch_size,
+        "steps": step,
+        "epochs": round(step / steps_per_epoch, 3),
+        "training_seconds": round(seconds, 1),
+        "heldout": list(source.heldout),
+    }
+    (run_dir / "model.json").write_text(json.dumps(card, indent=2) + "\n")
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[Generator, Discriminator, dict]:
+    """G, D and the model card saved by `train` in `run_dir`.
+
+    Raises:
+        TrainingError: `run_dir` is not a finished tfinpaint run.
+    """
+    run_dir = Path(run_dir)
+    card_path = run_dir / "model.json"
+    if not card_path.is_file() or not (run_dir / "generator.keras").is_file():
+        raise TrainingError(f"{run_dir} is not a tfinpaint model (no model.json and generator.keras)")
+    card = json.loads(card_path.read_text())
+    g = keras.saving.load_model(run_dir / "generator.keras", compile=False)
+    d = keras.saving.load_model(run_dir / "discriminator.keras", compile=False)
+    return g, d, card
