@@ -214,6 +214,55 @@ class Trainer:
         images = self.generator(self.fixed_z(), training=False).numpy()
         return image_grid(images, rows=8)
 
+    def recalibrate(self, real_batches, batches: int = 16) -> None:
+        """Set G's and D's batch-norm statistics to the population statistics of the
+        current weights (the mean over `batches` batches), for inference mode.
+
+        During GAN training the weights move faster than a moving average can follow,
+        and inference-mode samples drift far from training-mode ones; inpainting runs
+        G and D in inference mode, so their statistics must describe the final G and D.
+        D's are taken, as in training, from real and generated batches in turn.
+        """
+        c = self.config
+        z_batches = [
+            tf.random.stateless_uniform([c.batch_size, c.latent_dim], seed=[c.seed, -2 - i], minval=-1.0, maxval=1.0)
+            for i in range(batches)
+        ]
+        with _cumulative_batch_norm(self.generator) as advance:
+            for z in z_batches:
+                advance()
+                self.generator(z, training=True)
+        inputs = []
+        for real, z in zip(real_batches, z_batches):
+            inputs += [real, self.generator(z, training=False)]
+        with _cumulative_batch_norm(self.discriminator) as advance:
+            for x in inputs:
+                advance()
+                self.discriminator(x, training=True)
+
+
+class _cumulative_batch_norm:
+    """Within the block, batch norm layers average their batch statistics with equal weights:
+    call `advance()` before each batch."""
+
+    def __init__(self, model: keras.Model):
+        self.layers = [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]  # direct children
+
+    def __enter__(self):
+        self.saved = [x.momentum for x in self.layers]
+        self.count = 0
+
+        def advance():
+            for x in self.layers:
+                x.momentum = self.count / (self.count + 1)
+            self.count += 1
+
+        return advance
+
+    def __exit__(self, *exc):
+        for x, m in zip(self.layers, self.saved):
+            x.momentum = m
+
 
 def _check_resume(run_dir: Path, config: TrainConfig) -> None:
     path = run_dir / "config.json"
@@ -297,14 +346,20 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
         if step % config.checkpoint_every != 0:
             manager.save(checkpoint_number=step)
         if epoch_done:
+            trainer.recalibrate(_real_batches(base, count, config))
             grid = trainer.sample_grid()
             save_png(run_dir / "samples" / f"epoch_{step // steps_per_epoch:03d}.png", grid)
             with writer.as_default(step=step):
                 tf.summary.image("samples", grid[None], max_outputs=1)
     writer.flush()
     seconds += time.perf_counter() - t_start
+    trainer.recalibrate(_real_batches(base, count, config))
     _save_models(trainer, run_dir, source, count, steps_per_epoch, step, seconds)
     return trainer
+
+
+def _real_batches(base: tf.data.Dataset, count: int, config: TrainConfig, n: int = 16) -> list[tf.Tensor]:
+    return list(data_lib.epoch_dataset(base, count, config.batch_size, epoch=-1, seed=config.seed, flip=False).take(n))
 
 
 def _fmt(losses: dict[str, float]) -> str:

@@ -1,0 +1,77 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfinpaint.models import Discriminator, Generator, build_pair
+
+
+def paper_param_counts(c: int = 64, z: int = 100) -> tuple[int, int]:
+    """Parameters of the paper's 64x64 DCGAN, counted by hand (5x5 kernels; batch norm has
+    gamma, beta, moving mean and variance; no conv bias where batch norm follows)."""
+    bn = lambda ch: 4 * ch  # noqa: E731
+    g = z * 16 * 8 * c + bn(8 * c)
+    g += 25 * 8 * c * 4 * c + bn(4 * c)
+    g += 25 * 4 * c * 2 * c + bn(2 * c)
+    g += 25 * 2 * c * c + bn(c)
+    g += 25 * c * 3 + 3  # to_image, with bias, no batch norm
+    d = 25 * 3 * c + c  # first conv: bias, no batch norm
+    d += 25 * c * 2 * c + bn(2 * c)
+    d += 25 * 2 * c * 4 * c + bn(4 * c)
+    d += 25 * 4 * c * 8 * c + bn(8 * c)
+    d += 4 * 4 * 8 * c + 1
+    return g, d
+
+
+def test_paper_architecture_parameter_count():
+    g, d = build_pair(64, 64, 100)
+    assert paper_param_counts() == (5_128_643, 4_317_441)
+    assert (g.count_params(), d.count_params()) == paper_param_counts()
+    assert [lay.filters for lay in g.ups] == [256, 128, 64]
+    assert [lay.filters for lay in d.convs] == [64, 128, 256, 512]
+    assert g.project.units == 4 * 4 * 512
+
+
+@pytest.mark.parametrize("size,blocks", [(32, 3), (64, 4), (128, 5)])
+def test_shapes_and_ranges(size, blocks):
+    g, d = build_pair(size, 8, 12, channels=3)
+    z = tf.random.uniform([2, 12], -1, 1, seed=1)
+    x = g(z, training=False)
+    assert x.shape == (2, size, size, 3)
+    assert float(tf.reduce_max(tf.abs(x))) <= 1.0
+    assert d(x).shape == (2, 1)
+    assert len(g.ups) + 1 == blocks == len(d.convs)
+
+
+def test_grayscale_and_no_batch_norm():
+    g, d = build_pair(32, 4, 8, channels=1, batch_norm=False)
+    x = g(tf.zeros([3, 8]))
+    assert x.shape == (3, 32, 32, 1) and d(x).shape == (3, 1)
+    assert not any(isinstance(v, keras.layers.BatchNormalization) for v in g._flatten_layers())
+
+
+@pytest.mark.parametrize("bad", [dict(image_size=48), dict(width=0), dict(channels=2)])
+def test_rejects_bad_settings(bad):
+    with pytest.raises(ValueError, match="Expected"):
+        Generator(**bad)
+
+
+def _check_serialization(model: keras.Model, x, tmp_path):
+    config = model.get_config()
+    clone = type(model).from_config(config)
+    assert clone.get_config() == config
+    path = tmp_path / f"{model.name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model)
+    np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), rtol=0, atol=0)
+
+
+def test_serialization_round_trip(tmp_path):
+    g, d = build_pair(32, 8, 16)
+    z = tf.random.uniform([2, 16], -1, 1, seed=2)
+    _check_serialization(g, z, tmp_path)
+    _check_serialization(d, g(z), tmp_path)
+    assert Discriminator.from_config(d.get_config()).get_config() == {
+        "image_size": 32, "width": 8, "channels": 3, "batch_norm": True, "bn_momentum": 0.9,
+    }

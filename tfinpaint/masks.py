@@ -1,0 +1,123 @@
+"""Masks: float32 `[H, W, 1]`, 1 = known pixel, 0 = missing (the paper's M).
+
+Generated kinds (`block`, `random`, `half`, `pattern`) are made at the size asked for;
+mask files of any size are resized with nearest neighbour, white = missing unless
+inverted. A folder of mask files gives each image the mask with its file name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tfinpaint.data import IMAGE_EXTENSIONS
+
+KINDS = ("block", "random", "half", "pattern")
+SIDES = ("left", "right", "top", "bottom")
+
+
+class MaskError(ValueError):
+    """A mask spec or mask file that cannot be used."""
+
+
+def block(size: int, block_size: int | None = None) -> np.ndarray:
+    """A centred square hole, `block_size` on a side (default: half of `size`)."""
+    block_size = size // 2 if block_size is None else block_size
+    if not 0 < block_size <= size:
+        raise MaskError(f"Expected a block size between 1 and {size}, got {block_size}")
+    m = np.ones((size, size, 1), np.float32)
+    top = (size - block_size) // 2
+    m[top : top + block_size, top : top + block_size] = 0.0
+    return m
+
+
+def random(size: int, missing: float = 0.8, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Each pixel missing independently with probability `missing`."""
+    if not 0.0 <= missing <= 1.0:
+        raise MaskError(f"Expected a missing fraction in [0, 1], got {missing}")
+    rng = rng or np.random.default_rng(0)
+    return (rng.random((size, size, 1)) >= missing).astype(np.float32)
+
+
+def half(size: int, side: str = "left") -> np.ndarray:
+    """One half of the image missing: `left`, `right`, `top` or `bottom`."""
+    m = np.ones((size, size, 1), np.float32)
+    h = size // 2
+    regions = {"left": np.s_[:, :h], "right": np.s_[:, h:], "top": np.s_[:h, :], "bottom": np.s_[h:, :]}
+    if side not in regions:
+        raise MaskError(f"Expected a side in {SIDES}, got {side!r}")
+    m[regions[side]] = 0.0
+    return m
+
+
+def pattern(size: int, coverage: float = 0.25, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Random blobs covering `coverage` of the image (smoothed noise, thresholded)."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = rng or np.random.default_rng(0)
+    noise = gaussian_filter(rng.standard_normal((size, size)), sigma=size / 12, mode="wrap")
+    hole = noise < np.quantile(noise, coverage)
+    return (~hole).astype(np.float32)[..., None]
+
+
+def from_image(mask_image: np.ndarray, height: int, width: int, invert: bool = False) -> np.ndarray:
+    """A mask from a grayscale image `[h, w]` (white = missing), resized to `[height, width, 1]`."""
+    from PIL import Image
+
+    im = Image.fromarray(mask_image).resize((width, height), Image.NEAREST)
+    missing = np.asarray(im) >= 128
+    if invert:
+        missing = ~missing
+    return (~missing).astype(np.float32)[..., None]
+
+
+def load(path: str | os.PathLike, height: int, width: int, invert: bool = False) -> np.ndarray:
+    """A mask file of any size and mode, resized to `[height, width, 1]` with nearest neighbour."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("RGBA", "LA", "PA"):
+                im = im.convert("RGBA")
+                # transparent = known, whatever the colour underneath
+                black = Image.new("RGBA", im.size, (0, 0, 0, 255))
+                im = Image.alpha_composite(black, im)
+            gray = np.asarray(im.convert("L"))
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise MaskError(f"Cannot read mask {path}: {e}") from None
+    return from_image(gray, height, width, invert)
+
+
+def find_in_folder(folder: str | os.PathLike, image_path: str | os.PathLike) -> Path:
+    """The mask in `folder` named like the image (any image extension, optional `_mask`)."""
+    stem = Path(image_path).stem
+    folder = Path(folder)
+    for name in (stem, f"{stem}_mask"):
+        for ext in IMAGE_EXTENSIONS:
+            for candidate in (folder / f"{name}{ext}", folder / f"{name}{ext.upper()}"):
+                if candidate.is_file():
+                    return candidate
+    raise MaskError(f"No mask for {Path(image_path).name} in {folder} (looked for {stem}.png, {stem}_mask.png, ...)")
+
+
+def make(
+    kind: str,
+    size: int,
+    *,
+    block_size: int | None = None,
+    missing: float = 0.8,
+    side: str = "left",
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """A generated mask of `kind` (`block`, `random`, `half` or `pattern`) at `size`."""
+    if kind == "block":
+        return block(size, block_size)
+    if kind == "random":
+        return random(size, missing, rng)
+    if kind == "half":
+        return half(size, side)
+    if kind == "pattern":
+        return pattern(size, rng=rng)
+    raise MaskError(f"Unknown mask kind {kind!r}; expected one of {KINDS}, a mask file or a folder of masks")
