@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,9 +27,11 @@ def friendly_errors(fn):
 
             expected: tuple[type[BaseException], ...] = (BackendError,)
             from tfinpaint.data import DataError
+            from tfinpaint.fill import ModelError
+            from tfinpaint.masks import MaskError
             from tfinpaint.train import TrainingError
 
-            expected += (DataError, TrainingError)
+            expected += (DataError, MaskError, ModelError, TrainingError)
         except Exception as e:  # the backend check itself failed on import
             raise click.ClickException(str(e)) from None
         try:
@@ -98,3 +101,87 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, **opti
     )
     train(config)
     click.echo(f"Trained models saved in {run_dir}")
+
+
+@main.command("fill", help="Fill the holes of images with the trained GAN (the paper's eqs. 2-6).")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--mask", "mask_spec", default="block", show_default=True,
+              help="block, random, half, pattern, a mask file (white = missing) or a folder of masks named like the images.")
+@click.option("--mask-invert", is_flag=True, help="Mask files: black = missing instead of white.")
+@click.option("--block-size", type=click.IntRange(min=1), default=None,
+              help="Side of the block mask in model pixels (default: half the model's size).")
+@click.option("--missing", type=click.FloatRange(0, 1), default=0.8, show_default=True,
+              help="Share of pixels missing in the random mask.")
+@click.option("--side", type=click.Choice(["left", "right", "top", "bottom"]), default="left", show_default=True,
+              help="Missing half for the half mask.")
+@click.option("--model", "model_spec", default=None,
+              help="Training run directory, exported model directory, or a shipped model's name (default: celeba64).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Output folder (created if missing).")
+@click.option("--iterations", type=click.IntRange(min=0), default=None, help="Latent-search steps (default: the model's).")
+@click.option("--lam", type=click.FloatRange(min=0), default=None, help="Weight of the perceptual loss (default: the model's).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Adam learning rate on z (default: the model's).")
+@click.option("--restarts", type=click.IntRange(min=1), default=None,
+              help="Latents searched per image; the best is kept (default: the model's).")
+@click.option("--weighted/--unweighted", default=None,
+              help="Weight the contextual loss by the missing pixels around each known one (default: the model's).")
+@click.option("--blend", type=click.Choice(["poisson", "overlay"]), default="poisson", show_default=True,
+              help="Poisson blending (eq. 6) or plain overlay (eq. 5).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random masks and the initial latents.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Images searched together.")
+@click.option("--panel", is_flag=True, help="Also write NAME_panel.png: original, masked input, G(z), result.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@friendly_errors
+def fill_command(images, mask_spec, mask_invert, block_size, missing, side, model_spec, out, blend, seed,
+                 batch_size, panel, overwrite, **search):
+    from tfinpaint import fill as fill_lib
+    from tfinpaint.data import load_image_file
+    from tfinpaint.inpaint import SearchSettings, inpaint
+
+    outputs = [(out / f"{p.stem}_filled.png", out / f"{p.stem}_panel.png") for p in images]
+    names = [o[0].name for o in outputs]
+    if len(set(names)) != len(names):
+        raise click.BadParameter("two images share a name; their outputs would collide", param_hint="IMAGES")
+    if not overwrite:
+        for filled, pan in outputs:
+            for target in (filled, pan) if panel else (filled,):
+                if target.exists():
+                    raise click.ClickException(f"{target} exists; pass --overwrite to replace it")
+    photos = []
+    for p in images:
+        if not p.is_file():
+            raise click.ClickException(f"Cannot read image {p}: no such file")
+        photos.append(load_image_file(p))
+    model = fill_lib.load_model(model_spec)
+    size, preprocess = model.image_size, model.preprocess
+    photo_masks = fill_lib.masks_for(
+        mask_spec, list(images), [ph.shape[:2] for ph in photos], preprocess, size,
+        seed=seed, invert=mask_invert, block_size=block_size, missing=missing, side=side,
+    )
+    prepared = [fill_lib.prepare(ph, m, preprocess, size, str(p)) for ph, m, p in zip(photos, photo_masks, images)]
+    chosen = {k: v for k, v in search.items() if v is not None}
+    settings = SearchSettings(**{**fill_lib.card_settings(model.card), **chosen, "seed": seed})
+    for start in range(0, len(prepared), batch_size):
+        batch = prepared[start : start + batch_size]
+        label = f"Filling {start + 1}-{start + len(batch)} of {len(prepared)}"
+        with click.progressbar(length=settings.iterations, label=label, show_pos=True,
+                               item_show_func=lambda loss: f"loss {loss:.2f}" if loss is not None else "") as bar:
+            done = [0]
+
+            def progress(it, loss):
+                bar.update(it - done[0], loss)
+                done[0] = it
+
+            result = inpaint(
+                np.stack([b.model_image for b in batch]), np.stack([b.model_mask for b in batch]),
+                model.generator, model.discriminator, settings, blend="overlay", progress=progress,
+            )
+        for k, prep in enumerate(batch):
+            filled_path, panel_path = outputs[start + k]
+            filled = fill_lib.paste_back(prep, result.generated[k], blend)
+            fill_lib.save_image(filled_path, filled)
+            click.echo(f"Wrote {filled_path}")
+            if panel:
+                fill_lib.save_image(panel_path, fill_lib.panel(prep, result.generated[k], filled))
+                click.echo(f"Wrote {panel_path}")

@@ -121,11 +121,11 @@ class LatentSearch:
     `run` may be called many times; the step is traced once per batch shape.
     """
 
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, rows: int, lr: float, beta1: float):
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, rows: int, beta1: float):
         self.generator = generator
         self.discriminator = discriminator
         self.z = tf.Variable(tf.zeros([rows, generator.latent_dim]), trainable=True, name="z")
-        self.optimizer = keras.optimizers.Adam(lr, beta_1=beta1)
+        self.optimizer = keras.optimizers.Adam(beta_1=beta1)
         self.optimizer.build([self.z])
         self.step = tf.function(self._step)
         self.loss_fn = tf.function(self._loss)
@@ -146,22 +146,24 @@ class LatentSearch:
         self.z.assign(tf.clip_by_value(self.z, -1.0, 1.0))
         return loss
 
-    def reset(self, z0: tf.Tensor) -> None:
+    def reset(self, z0: tf.Tensor, lr: float) -> None:
+        """Start a new search from `z0`: fresh Adam moments and step count, learning rate `lr`."""
         self.z.assign(z0)
         for v in self.optimizer.variables:
             v.assign(tf.zeros_like(v))
+        self.optimizer.learning_rate.assign(lr)
 
 
 _searches: dict[tuple, LatentSearch] = {}
 
 
-def _search_for(generator, discriminator, rows: int, lr: float, beta1: float) -> LatentSearch:
-    key = (id(generator), id(discriminator), rows, lr, beta1)
+def _search_for(generator, discriminator, rows: int, beta1: float) -> LatentSearch:
+    key = (id(generator), id(discriminator), rows, beta1)
     found = _searches.get(key)
     if found is None or found.generator is not generator or found.discriminator is not discriminator:
         if len(_searches) > 16:
             _searches.clear()
-        found = _searches[key] = LatentSearch(generator, discriminator, rows, lr, beta1)
+        found = _searches[key] = LatentSearch(generator, discriminator, rows, beta1)
     return found
 
 
@@ -213,8 +215,8 @@ def inpaint(
     m = tf.constant(np.tile(masks, (k, 1, 1, 1)))
     wts = importance_weights(m) if s.weighted else m
     lam = tf.constant(s.lam, tf.float32)
-    search = _search_for(generator, discriminator, n * k, s.lr, s.beta1)
-    search.reset(tf.concat([initial_latents(n, generator.latent_dim, s.seed, r) for r in range(k)], axis=0))
+    search = _search_for(generator, discriminator, n * k, s.beta1)
+    search.reset(tf.concat([initial_latents(n, generator.latent_dim, s.seed, r) for r in range(k)], axis=0), s.lr)
     history = []
     every = max(1, s.iterations // 100)
     for it in range(s.iterations):
