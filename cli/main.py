@@ -45,6 +45,18 @@ def friendly_errors(fn):
     return wrapper
 
 
+def _progress_to(bar):
+    """A callback for `inpaint` that moves a click progress bar to iteration `it`."""
+    done = 0
+
+    def progress(it: int, loss: float) -> None:
+        nonlocal done
+        bar.update(it - done, loss)
+        done = it
+
+    return progress
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tfinpaint")
 def main():
@@ -56,37 +68,72 @@ def main():
 
 
 @main.command("train", help="Train the paper's DCGAN; running it again resumes the run.")
-@click.option("--dataset", required=True, help="TFDS name (celeb_a, celeba_a, svhn_cropped, ...), image folder or glob.")
+@click.option(
+    "--dataset", required=True, help="TFDS name (celeb_a, celeba_a, svhn_cropped, ...), image folder or glob."
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="TFDS data directory.")
-@click.option("--preprocess", type=click.Choice(["celeba", "svhn", "square"]), default=None,
-              help="celeba: centre square of 108/178 of the width; svhn: resize; square: largest centre square. "
-                   "Default: by dataset.")
-@click.option("--image-size", type=click.Choice(["32", "64", "128"]), default="64", show_default=True,
-              help="Model image size.")
-@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Base channel width c (64 in the paper).")
+@click.option(
+    "--preprocess",
+    type=click.Choice(["celeba", "svhn", "square"]),
+    default=None,
+    help="celeba: centre square of 108/178 of the width; svhn: resize; square: largest centre square. "
+    "Default: by dataset.",
+)
+@click.option(
+    "--image-size", type=click.Choice(["32", "64", "128"]), default="64", show_default=True, help="Model image size."
+)
+@click.option(
+    "--width", type=click.IntRange(min=1), default=64, show_default=True, help="Base channel width c (64 in the paper)."
+)
 @click.option("--latent-dim", type=click.IntRange(min=1), default=100, show_default=True, help="Size of z.")
 @click.option("--channels", type=click.Choice(["3", "1"]), default="3", show_default=True, help="RGB or grayscale.")
 @click.option("--no-batch-norm", is_flag=True, help="Train G and D without batch norm.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Global batch size.")
 @click.option("--epochs", type=click.IntRange(min=1), default=25, show_default=True, help="Epochs in total.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps in total (overrides --epochs).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True,
-              help="Adam learning rate.")
-@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="Adam beta_1.")
-@click.option("--g-steps", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Generator updates per discriminator update.")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Run directory: checkpoints, samples, logs, trained models.")
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True, help="Adam learning rate."
+)
+@click.option(
+    "--beta1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="Adam beta_1."
+)
+@click.option(
+    "--g-steps",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Generator updates per discriminator update.",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Run directory: checkpoints, samples, logs, trained models.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
-              show_default=True, help="tf.distribute strategy: one device, all local GPUs, or workers from TF_CONFIG.")
-@click.option("--holdout", type=click.IntRange(min=0), default=None,
-              help="Keep the first N images out of training (default: 2000 for CelebA, else 0).")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Steps between checkpoints (one is also written at each epoch end).")
-@click.option("--keep-checkpoints", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Checkpoints to keep.")
+@click.option(
+    "--strategy",
+    type=click.Choice(["default", "mirrored", "multiworker"]),
+    default="default",
+    show_default=True,
+    help="tf.distribute strategy: one device, all local GPUs, or workers from TF_CONFIG.",
+)
+@click.option(
+    "--holdout",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Keep the first N images out of training (default: 2000 for CelebA, else 0).",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Steps between checkpoints (one is also written at each epoch end).",
+)
+@click.option(
+    "--keep-checkpoints", type=click.IntRange(min=1), default=3, show_default=True, help="Checkpoints to keep."
+)
 @friendly_errors
 def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, **options):
     from tfinpaint.train import TrainConfig, train
@@ -105,36 +152,100 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, **opti
 
 @main.command("fill", help="Fill the holes of images with the trained GAN (the paper's eqs. 2-6).")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--mask", "mask_spec", default="block", show_default=True,
-              help="block, random, half, pattern, a mask file (white = missing) or a folder of masks named like the images.")
+@click.option(
+    "--mask",
+    "mask_spec",
+    default="block",
+    show_default=True,
+    help="block, random, half, pattern, a mask file (white = missing) or a folder of masks named like the images.",
+)
 @click.option("--mask-invert", is_flag=True, help="Mask files: black = missing instead of white.")
-@click.option("--block-size", type=click.IntRange(min=1), default=None,
-              help="Side of the block mask in model pixels (default: half the model's size).")
-@click.option("--missing", type=click.FloatRange(0, 1), default=0.8, show_default=True,
-              help="Share of pixels missing in the random mask.")
-@click.option("--side", type=click.Choice(["left", "right", "top", "bottom"]), default="left", show_default=True,
-              help="Missing half for the half mask.")
-@click.option("--model", "model_spec", default=None,
-              help="Training run directory, exported model directory, or a shipped model's name (default: celeba64).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
-              help="Output folder (created if missing).")
-@click.option("--iterations", type=click.IntRange(min=0), default=None, help="Latent-search steps (default: the model's).")
-@click.option("--lam", type=click.FloatRange(min=0), default=None, help="Weight of the perceptual loss (default: the model's).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Adam learning rate on z (default: the model's).")
-@click.option("--restarts", type=click.IntRange(min=1), default=None,
-              help="Latents searched per image; the best is kept (default: the model's).")
-@click.option("--weighted/--unweighted", default=None,
-              help="Weight the contextual loss by the missing pixels around each known one (default: the model's).")
-@click.option("--blend", type=click.Choice(["poisson", "overlay"]), default="poisson", show_default=True,
-              help="Poisson blending (eq. 6) or plain overlay (eq. 5).")
+@click.option(
+    "--block-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Side of the block mask in model pixels (default: half the model's size).",
+)
+@click.option(
+    "--missing",
+    type=click.FloatRange(0, 1),
+    default=0.8,
+    show_default=True,
+    help="Share of pixels missing in the random mask.",
+)
+@click.option(
+    "--side",
+    type=click.Choice(["left", "right", "top", "bottom"]),
+    default="left",
+    show_default=True,
+    help="Missing half for the half mask.",
+)
+@click.option(
+    "--model",
+    "model_spec",
+    default=None,
+    help="Training run directory, exported model directory, or a shipped model's name (default: celeba64).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Output folder (created if missing).",
+)
+@click.option(
+    "--iterations", type=click.IntRange(min=0), default=None, help="Latent-search steps (default: the model's)."
+)
+@click.option(
+    "--lam", type=click.FloatRange(min=0), default=None, help="Weight of the perceptual loss (default: the model's)."
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Adam learning rate on z (default: the model's).",
+)
+@click.option(
+    "--restarts",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Latents searched per image; the best is kept (default: the model's).",
+)
+@click.option(
+    "--weighted/--unweighted",
+    default=None,
+    help="Weight the contextual loss by the missing pixels around each known one (default: the model's).",
+)
+@click.option(
+    "--blend",
+    type=click.Choice(["poisson", "overlay"]),
+    default="poisson",
+    show_default=True,
+    help="Poisson blending (eq. 6) or plain overlay (eq. 5).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random masks and the initial latents.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Images searched together.")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Images searched together."
+)
 @click.option("--panel", is_flag=True, help="Also write NAME_panel.png: original, masked input, G(z), result.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @friendly_errors
-def fill_command(images, mask_spec, mask_invert, block_size, missing, side, model_spec, out, blend, seed,
-                 batch_size, panel, overwrite, **search):
+def fill_command(
+    images,
+    mask_spec,
+    mask_invert,
+    block_size,
+    missing,
+    side,
+    model_spec,
+    out,
+    blend,
+    seed,
+    batch_size,
+    panel,
+    overwrite,
+    **search,
+):
     from tfinpaint import fill as fill_lib
     from tfinpaint.data import load_image_file
     from tfinpaint.inpaint import SearchSettings, inpaint
@@ -156,8 +267,16 @@ def fill_command(images, mask_spec, mask_invert, block_size, missing, side, mode
     model = fill_lib.load_model(model_spec)
     size, preprocess = model.image_size, model.preprocess
     photo_masks = fill_lib.masks_for(
-        mask_spec, list(images), [ph.shape[:2] for ph in photos], preprocess, size,
-        seed=seed, invert=mask_invert, block_size=block_size, missing=missing, side=side,
+        mask_spec,
+        list(images),
+        [ph.shape[:2] for ph in photos],
+        preprocess,
+        size,
+        seed=seed,
+        invert=mask_invert,
+        block_size=block_size,
+        missing=missing,
+        side=side,
     )
     prepared = [fill_lib.prepare(ph, m, preprocess, size, str(p)) for ph, m, p in zip(photos, photo_masks, images)]
     chosen = {k: v for k, v in search.items() if v is not None}
@@ -165,17 +284,20 @@ def fill_command(images, mask_spec, mask_invert, block_size, missing, side, mode
     for start in range(0, len(prepared), batch_size):
         batch = prepared[start : start + batch_size]
         label = f"Filling {start + 1}-{start + len(batch)} of {len(prepared)}"
-        with click.progressbar(length=settings.iterations, label=label, show_pos=True,
-                               item_show_func=lambda loss: f"loss {loss:.2f}" if loss is not None else "") as bar:
-            done = [0]
-
-            def progress(it, loss):
-                bar.update(it - done[0], loss)
-                done[0] = it
-
+        with click.progressbar(
+            length=settings.iterations,
+            label=label,
+            show_pos=True,
+            item_show_func=lambda loss: f"loss {loss:.2f}" if loss is not None else "",
+        ) as bar:
             result = inpaint(
-                np.stack([b.model_image for b in batch]), np.stack([b.model_mask for b in batch]),
-                model.generator, model.discriminator, settings, blend="overlay", progress=progress,
+                np.stack([b.model_image for b in batch]),
+                np.stack([b.model_mask for b in batch]),
+                model.generator,
+                model.discriminator,
+                settings,
+                blend="overlay",
+                progress=_progress_to(bar),
             )
         for k, prep in enumerate(batch):
             filled_path, panel_path = outputs[start + k]

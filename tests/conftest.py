@@ -43,8 +43,16 @@ def tiny_run(tmp_path_factory, few_faces) -> Path:
     run_dir = tmp_path_factory.mktemp("run") / "tiny"
     train(
         TrainConfig(
-            dataset=str(few_faces), run_dir=str(run_dir), image_size=32, width=8, latent_dim=16,
-            batch_size=8, steps=20, holdout=8, seed=1, preprocess="celeba",
+            dataset=str(few_faces),
+            run_dir=str(run_dir),
+            image_size=32,
+            width=8,
+            latent_dim=16,
+            batch_size=8,
+            steps=20,
+            holdout=8,
+            seed=1,
+            preprocess="celeba",
         ),
         verbose=0,
     )

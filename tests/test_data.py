@@ -67,11 +67,14 @@ def test_errors_name_what_was_given(tmp_path):
         data.resolve("celeb_a", preprocess="zoom")
 
 
-@pytest.mark.parametrize("spec,name,preset,holdout", [
-    ("celeba_a", "celeb_a", "celeba", 2000),
-    ("celeba", "celeb_a", "celeba", 2000),
-    ("svhn_cropped", "svhn_cropped", "svhn", 0),
-])
+@pytest.mark.parametrize(
+    "spec,name,preset,holdout",
+    [
+        ("celeba_a", "celeb_a", "celeba", 2000),
+        ("celeba", "celeb_a", "celeba", 2000),
+        ("svhn_cropped", "svhn_cropped", "svhn", 0),
+    ],
+)
 def test_tfds_path_with_mock_data(spec, name, preset, holdout):
     with tfds.testing.mock_data(num_examples=12):
         src = data.resolve(spec)
@@ -101,7 +104,7 @@ def test_load_image_file_any_mode(tmp_path, mode):
     rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     im = Image.fromarray(rgb)
     if mode == "I;16":
-        im = Image.fromarray((rgb[..., 0].astype(np.uint16) * 257))
+        im = Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)
     elif mode != "RGB":
         im = im.convert(mode)
     im.save(tmp_path / "x.png")

@@ -20,8 +20,9 @@ def test_random_coverage_and_seed():
     assert not np.array_equal(m, masks.random(64, 0.8, np.random.default_rng(4)))
 
 
-@pytest.mark.parametrize("side,region", [("left", np.s_[:, :32]), ("right", np.s_[:, 32:]),
-                                         ("top", np.s_[:32]), ("bottom", np.s_[32:])])
+@pytest.mark.parametrize(
+    "side,region", [("left", np.s_[:, :32]), ("right", np.s_[:, 32:]), ("top", np.s_[:32]), ("bottom", np.s_[32:])]
+)
 def test_half(side, region):
     m = masks.half(64, side)
     assert (m[region] == 0).all() and (m == 0).sum() == 64 * 32

@@ -73,5 +73,9 @@ def test_serialization_round_trip(tmp_path):
     _check_serialization(g, z, tmp_path)
     _check_serialization(d, g(z), tmp_path)
     assert Discriminator.from_config(d.get_config()).get_config() == {
-        "image_size": 32, "width": 8, "channels": 3, "batch_norm": True, "bn_momentum": 0.9,
+        "image_size": 32,
+        "width": 8,
+        "channels": 3,
+        "batch_norm": True,
+        "bn_momentum": 0.9,
     }

@@ -5,12 +5,22 @@ import pytest
 import tensorflow as tf
 
 from tfinpaint import data
-from tfinpaint.train import Trainer, TrainConfig, TrainingError, load_run, train
+from tfinpaint.train import TrainConfig, Trainer, TrainingError, load_run, train
 
 
 def _config(folder, run_dir, **kw):
-    base = dict(dataset=str(folder), run_dir=str(run_dir), image_size=32, width=8, latent_dim=16,
-                batch_size=8, holdout=0, seed=3, checkpoint_every=4, preprocess="celeba")
+    base = dict(
+        dataset=str(folder),
+        run_dir=str(run_dir),
+        image_size=32,
+        width=8,
+        latent_dim=16,
+        batch_size=8,
+        holdout=0,
+        seed=3,
+        checkpoint_every=4,
+        preprocess="celeba",
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -21,8 +31,16 @@ def _weights(model):
 
 def test_run_directory_holds_everything(tiny_run):
     names = {p.name for p in tiny_run.iterdir()}
-    assert {"checkpoints", "config.json", "samples", "logs", "generator.keras", "discriminator.keras",
-            "model.json", "heldout.txt"} <= names
+    assert {
+        "checkpoints",
+        "config.json",
+        "samples",
+        "logs",
+        "generator.keras",
+        "discriminator.keras",
+        "model.json",
+        "heldout.txt",
+    } <= names
     # 72 images, batch 8: 9 steps an epoch, 20 steps = epochs 1 and 2 and 2 steps of the third
     assert sorted(p.name for p in (tiny_run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
     assert any((tiny_run / "logs").iterdir())
@@ -99,8 +117,12 @@ def test_mirrored_equals_one_device_on_one_batch(few_faces, tmp_path):
     two = Trainer(config, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     assert two.strategy.num_replicas_in_sync == 2
     a = one.train_step(batch, 0)
-    b = two.train_step(two.strategy.experimental_distribute_values_from_function(
-        lambda ctx: batch[ctx.replica_id_in_sync_group * 4:][:4]), 0)
+    b = two.train_step(
+        two.strategy.experimental_distribute_values_from_function(
+            lambda ctx: batch[ctx.replica_id_in_sync_group * 4 :][:4]
+        ),
+        0,
+    )
     for k in a:
         assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5), k
     for x, y in zip(_weights(one.generator), _weights(two.generator)):

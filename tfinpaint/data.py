@@ -87,8 +87,7 @@ def list_images(spec: str | os.PathLike) -> list[str]:
         found = [spec]
     else:
         found = [
-            f for f in globlib.glob(spec, recursive=True)
-            if os.path.isfile(f) and f.lower().endswith(IMAGE_EXTENSIONS)
+            f for f in globlib.glob(spec, recursive=True) if os.path.isfile(f) and f.lower().endswith(IMAGE_EXTENSIONS)
         ]
     return sorted(found)
 
@@ -164,7 +163,9 @@ def _decode(path: tf.Tensor, channels: int) -> tf.Tensor:
     return tf.io.decode_image(data, channels=channels, expand_animations=False, dtype=tf.uint8)
 
 
-def base_dataset(source: Source, image_size: int, channels: int = 3, data_dir: str | None = None) -> tuple[tf.data.Dataset, int]:
+def base_dataset(
+    source: Source, image_size: int, channels: int = 3, data_dir: str | None = None
+) -> tuple[tf.data.Dataset, int]:
     """Decoded, preprocessed uint8 images, cached, in a fixed order; and their count.
 
     Undecodable files are dropped; when any are, one warning says how many.
@@ -184,7 +185,9 @@ def base_dataset(source: Source, image_size: int, channels: int = 3, data_dir: s
             count += int(_.shape[0])
         bad = len(source.files) - count
         if bad:
-            warnings.warn(f"Skipped {bad} of {len(source.files)} files in {source.name} that could not be decoded", stacklevel=2)
+            warnings.warn(
+                f"Skipped {bad} of {len(source.files)} files in {source.name} that could not be decoded", stacklevel=2
+            )
         if count == 0:
             raise DataError(f"None of the {len(source.files)} files in {source.name} could be decoded")
         return ds, count
@@ -200,7 +203,9 @@ def base_dataset(source: Source, image_size: int, channels: int = 3, data_dir: s
     return ds, count
 
 
-def epoch_dataset(base: tf.data.Dataset, count: int, batch_size: int, epoch: int, seed: int, flip: bool = True) -> tf.data.Dataset:
+def epoch_dataset(
+    base: tf.data.Dataset, count: int, batch_size: int, epoch: int, seed: int, flip: bool = True
+) -> tf.data.Dataset:
     """One epoch of float32 batches in [-1, 1], in an order fixed by (seed, epoch).
 
     Batches are full (the remainder is dropped), so `.skip(k)` resumes an epoch at step k.
@@ -211,7 +216,9 @@ def epoch_dataset(base: tf.data.Dataset, count: int, batch_size: int, epoch: int
     def to_float(i, image):
         image = tf.cast(image, tf.float32) / 127.5 - 1.0
         if flip:
-            image = tf.image.stateless_random_flip_left_right(image, seed=tf.stack([tf.cast(seed * 7919 + epoch, tf.int64), i]))
+            image = tf.image.stateless_random_flip_left_right(
+                image, seed=tf.stack([tf.cast(seed * 7919 + epoch, tf.int64), i])
+            )
         return image
 
     ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -155,8 +155,17 @@ def paste_back(prep: Prepared, generated: np.ndarray, method: str = "poisson") -
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def masks_for(spec: str, images: list[Path], shapes: list[tuple[int, int]], preprocess: str, size: int, *,
-              seed: int = 0, invert: bool = False, **kind_options) -> list[np.ndarray]:
+def masks_for(
+    spec: str,
+    images: list[Path],
+    shapes: list[tuple[int, int]],
+    preprocess: str,
+    size: int,
+    *,
+    seed: int = 0,
+    invert: bool = False,
+    **kind_options,
+) -> list[np.ndarray]:
     """One photo-sized mask `[H, W, 1]` per image from a mask spec.
 
     `spec` is a kind (`block`, `random`, `half`, `pattern`: made at the model's size,

@@ -9,7 +9,9 @@ an image's result does not depend on the other images of its batch.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import sys
+import types
+from collections.abc import Callable
 
 import numpy as np
 
@@ -77,7 +79,9 @@ def importance_weights(masks: tf.Tensor, window: int = WINDOW) -> tf.Tensor:
     return masks * share_missing
 
 
-def contextual_loss(generated: tf.Tensor, images: tf.Tensor, masks: tf.Tensor, weights: tf.Tensor | None = None) -> tf.Tensor:
+def contextual_loss(
+    generated: tf.Tensor, images: tf.Tensor, masks: tf.Tensor, weights: tf.Tensor | None = None
+) -> tf.Tensor:
     """Eq. 2: ||W * M * (G(z) - y)||_1 per image.
 
     Args:
@@ -238,3 +242,13 @@ def inpaint(
         loss=final[best, np.arange(n)],
         history=hist,
     )
+
+
+class _CallableModule(types.ModuleType):
+    """Lets `tfinpaint.inpaint(...)` call `inpaint` although `tfinpaint.inpaint` is this module."""
+
+    def __call__(self, *args, **kwargs) -> InpaintResult:
+        return inpaint(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -32,9 +32,7 @@ def _norm(batch_norm: bool, momentum: float, name: str) -> layers.Layer:
     # synchronized=True: under MirroredStrategy the batch statistics are those of the
     # global batch, so training on N replicas is the same computation as on one.
     if batch_norm:
-        return layers.BatchNormalization(
-            momentum=momentum, epsilon=1e-5, synchronized=True, name=name
-        )
+        return layers.BatchNormalization(momentum=momentum, epsilon=1e-5, synchronized=True, name=name)
     return layers.Identity(name=name)
 
 
@@ -89,14 +87,16 @@ class Generator(keras.Model):
         for i in range(1, blocks):
             self.ups.append(
                 layers.Conv2DTranspose(
-                    top // 2**i, KERNEL, strides=2, padding="same",
-                    use_bias=not batch_norm, name=f"up{i}",
+                    top // 2**i,
+                    KERNEL,
+                    strides=2,
+                    padding="same",
+                    use_bias=not batch_norm,
+                    name=f"up{i}",
                 )
             )
             self.norms.append(_norm(batch_norm, bn_momentum, f"up{i}_norm"))
-        self.to_image = layers.Conv2DTranspose(
-            channels, KERNEL, strides=2, padding="same", name="to_image"
-        )
+        self.to_image = layers.Conv2DTranspose(channels, KERNEL, strides=2, padding="same", name="to_image")
 
     def call(self, z, training=False):
         x = self.reshape(self.project(z))
@@ -156,14 +156,16 @@ class Discriminator(keras.Model):
             first = i == 0
             self.convs.append(
                 layers.Conv2D(
-                    width * 2**i, KERNEL, strides=2, padding="same",
-                    use_bias=first or not batch_norm, name=f"down{i}",
+                    width * 2**i,
+                    KERNEL,
+                    strides=2,
+                    padding="same",
+                    use_bias=first or not batch_norm,
+                    name=f"down{i}",
                 )
             )
             self.norms.append(
-                layers.Identity(name=f"down{i}_norm")
-                if first
-                else _norm(batch_norm, bn_momentum, f"down{i}_norm")
+                layers.Identity(name=f"down{i}_norm") if first else _norm(batch_norm, bn_momentum, f"down{i}_norm")
             )
         self.flatten = layers.Flatten()
         self.logit = layers.Dense(1, name="logit")

@@ -29,8 +29,16 @@ from tfinpaint.models import Discriminator, Generator  # noqa: E402
 STRATEGIES = ("default", "mirrored", "multiworker")
 # Settings that must not change when a run is resumed: they shape the weights or the data.
 FIXED_ON_RESUME = (
-    "dataset", "preprocess", "image_size", "width", "latent_dim", "channels",
-    "batch_norm", "batch_size", "holdout", "seed",
+    "dataset",
+    "preprocess",
+    "image_size",
+    "width",
+    "latent_dim",
+    "channels",
+    "batch_norm",
+    "batch_size",
+    "holdout",
+    "seed",
 )
 
 
@@ -161,8 +169,11 @@ class Trainer:
             self.d_opt.build(self.discriminator.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(
-            generator=self.generator, discriminator=self.discriminator,
-            g_opt=self.g_opt, d_opt=self.d_opt, step=self.step,
+            generator=self.generator,
+            discriminator=self.discriminator,
+            g_opt=self.g_opt,
+            d_opt=self.d_opt,
+            step=self.step,
         )
         self._train_step = tf.function(self._distributed_step)
 
@@ -208,7 +219,9 @@ class Trainer:
     # --- samples ------------------------------------------------------------------
 
     def fixed_z(self, n: int = 64) -> tf.Tensor:
-        return tf.random.stateless_uniform([n, self.config.latent_dim], seed=[self.config.seed, -1], minval=-1.0, maxval=1.0)
+        return tf.random.stateless_uniform(
+            [n, self.config.latent_dim], seed=[self.config.seed, -1], minval=-1.0, maxval=1.0
+        )
 
     def sample_grid(self) -> np.ndarray:
         images = self.generator(self.fixed_z(), training=False).numpy()
@@ -299,7 +312,9 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     data_lib.write_list(run_dir / "heldout.txt", source.heldout)
-    manager = tf.train.CheckpointManager(trainer.checkpoint, run_dir / "checkpoints", max_to_keep=config.keep_checkpoints)
+    manager = tf.train.CheckpointManager(
+        trainer.checkpoint, run_dir / "checkpoints", max_to_keep=config.keep_checkpoints
+    )
     if manager.latest_checkpoint:
         trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         # The checkpoint restores the optimizers' learning rates; this run's settings win.
@@ -319,7 +334,11 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
         ds = data_lib.epoch_dataset(base, count, config.batch_size, epoch, config.seed).skip(k)
         todo = min(steps_per_epoch - k, total - step)
         ds = strategy.experimental_distribute_dataset(ds.take(todo))
-        bar = keras.utils.Progbar(todo, verbose=verbose, stateful_metrics=["d_loss", "g_loss", "img/s"]) if verbose else None
+        bar = (
+            keras.utils.Progbar(todo, verbose=verbose, stateful_metrics=["d_loss", "g_loss", "img/s"])
+            if verbose
+            else None
+        )
         if verbose:
             print(f"Epoch {epoch + 1}/{math.ceil(total / steps_per_epoch)} (steps {step + 1}-{step + todo} of {total})")
         tic = time.perf_counter()
@@ -373,7 +392,9 @@ def _elapsed(run_dir: Path) -> float:
     return 0.0
 
 
-def _save_models(trainer: Trainer, run_dir: Path, source, count: int, steps_per_epoch: int, step: int, seconds: float) -> None:
+def _save_models(
+    trainer: Trainer, run_dir: Path, source, count: int, steps_per_epoch: int, step: int, seconds: float
+) -> None:
     c = trainer.config
     trainer.generator.save(run_dir / "generator.keras")
     trainer.discriminator.save(run_dir / "discriminator.keras")

@@ -1,0 +1,221 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from tfinpaint.cli import main
+
+TRAIN_OPTIONS = [
+    "--dataset",
+    "--data-dir",
+    "--preprocess",
+    "--image-size",
+    "--width",
+    "--latent-dim",
+    "--batch-size",
+    "--epochs",
+    "--steps",
+    "--lr",
+    "--beta1",
+    "--run-dir",
+    "--seed",
+    "--strategy",
+    "--holdout",
+    "--checkpoint-every",
+    "--g-steps",
+]
+FILL_OPTIONS = [
+    "--mask",
+    "--model",
+    "--out",
+    "--iterations",
+    "--lam",
+    "--lr",
+    "--restarts",
+    "--blend",
+    "--seed",
+    "--batch-size",
+    "--panel",
+    "--overwrite",
+    "--mask-invert",
+    "--block-size",
+    "--missing",
+]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_help_describes_every_option():
+    top = run("--help")
+    assert top.exit_code == 0 and "train" in top.output and "fill" in top.output
+    for command, options in (("train", TRAIN_OPTIONS), ("fill", FILL_OPTIONS)):
+        out = run(command, "--help").output
+        for opt in options:
+            assert opt in out, (command, opt)
+
+
+def test_train_command_end_to_end(few_faces, tmp_path):
+    r = run(
+        "train",
+        "--dataset",
+        few_faces,
+        "--preprocess",
+        "celeba",
+        "--image-size",
+        32,
+        "--width",
+        4,
+        "--latent-dim",
+        8,
+        "--batch-size",
+        8,
+        "--steps",
+        3,
+        "--holdout",
+        8,
+        "--run-dir",
+        tmp_path / "r",
+    )
+    assert r.exit_code == 0, r.output
+    assert "Trained models saved in" in r.output
+    assert (tmp_path / "r" / "generator.keras").is_file()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--dataset", "{empty}"], "Error: No images (.jpg, .jpeg, .png, .bmp, .webp) found in {empty}"),
+        (
+            ["--dataset", "not_a_dataset"],
+            "Error: 'not_a_dataset' is neither an existing folder nor a TFDS dataset name",
+        ),
+        (["--dataset", "{empty}", "--image-size", "48"], "Invalid value for '--image-size'"),
+    ],
+)
+def test_train_errors_are_one_line(tmp_path, args, message):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = [a.replace("{empty}", str(empty)) for a in args]
+    r = run("train", *args, "--run-dir", tmp_path / "r")
+    assert r.exit_code != 0
+    assert message.replace("{empty}", str(empty)) in r.output
+    assert "Traceback" not in r.output
+
+
+def test_other_keras_backend_is_refused(tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    p = subprocess.run(
+        [sys.executable, "-m", "tfinpaint.cli", "train", "--dataset", str(tmp_path), "--run-dir", str(tmp_path / "r")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 1
+    assert "Error: tfinpaint needs Keras on the TensorFlow backend, but KERAS_BACKEND='jax'" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+@pytest.fixture()
+def face_png(tmp_path, faces_dir):
+    """A real held-out face (held out by the tiny run), as PNG."""
+    path = tmp_path / "face.png"
+    Image.open(faces_dir / "000003.jpg").save(path)
+    return path
+
+
+@pytest.mark.parametrize("mask", ["block", "random", "half", "pattern"])
+def test_fill_every_mask_kind(tiny_run, face_png, tmp_path, mask):
+    out = tmp_path / "new" / "folder"
+    r = run("fill", face_png, "--mask", mask, "--model", tiny_run, "--out", out, "--iterations", 5, "--panel")
+    assert r.exit_code == 0, r.output
+    filled = np.asarray(Image.open(out / "face_filled.png"))
+    original = np.asarray(Image.open(face_png))
+    assert filled.shape == original.shape == (109, 89, 3)
+    changed = (filled != original).any(axis=-1)
+    assert changed.any()
+    # only the region the model sees (the centre 54x54) can change
+    assert not changed[:27].any() and not changed[81:].any() and not changed[:, :17].any()
+    assert Image.open(out / "face_panel.png").size == (4 * 54 + 3 * 4, 54)
+
+
+def test_fill_file_mask_and_mask_folder(tiny_run, face_png, tmp_path):
+    mask = np.zeros((109, 89), np.uint8)
+    mask[40:60, 30:60] = 255  # white = missing
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    masks_dir = tmp_path / "masks"
+    masks_dir.mkdir()
+    Image.fromarray(mask).save(masks_dir / "face.png")
+    for spec, out in ((tmp_path / "m.png", tmp_path / "a"), (masks_dir, tmp_path / "b")):
+        r = run("fill", face_png, "--mask", spec, "--model", tiny_run, "--out", out, "--iterations", 3)
+        assert r.exit_code == 0, r.output
+        filled = np.asarray(Image.open(out / "face_filled.png"))
+        original = np.asarray(Image.open(face_png))
+        np.testing.assert_array_equal(filled[mask == 0], original[mask == 0])
+        assert (filled[mask == 255] != original[mask == 255]).any()
+    r = run(
+        "fill",
+        face_png,
+        "--mask",
+        tmp_path / "m.png",
+        "--mask-invert",
+        "--model",
+        tiny_run,
+        "--out",
+        tmp_path / "c",
+        "--iterations",
+        1,
+    )
+    assert r.exit_code != 0 and "has missing pixels outside the 54x54 region" in r.output
+
+
+def test_fill_any_size_and_mode_keeps_known_pixels(tiny_run, tmp_path, faces_dir):
+    face = Image.open(faces_dir / "000002.jpg").resize((178, 218)).convert("RGBA")
+    face.save(tmp_path / "big.png")
+    r = run(
+        "fill", tmp_path / "big.png", "--model", tiny_run, "--out", tmp_path, "--iterations", 3, "--blend", "overlay"
+    )
+    assert r.exit_code == 0, r.output
+    filled = np.asarray(Image.open(tmp_path / "big_filled.png"))
+    original = np.asarray(face.convert("RGB"))
+    assert filled.shape == (218, 178, 3)
+    # block = centre 16x16 of the model's 32x32, i.e. the centre 54x54 of the 108x108 crop
+    hole = np.zeros((218, 178), bool)
+    hole[55 + 27 : 55 + 81, 35 + 27 : 35 + 81] = True
+    np.testing.assert_array_equal(filled[~hole], original[~hole])
+
+
+def test_fill_errors_name_the_file(tiny_run, face_png, tmp_path):
+    (tmp_path / "bad.png").write_text("no image")
+    notmodel = tmp_path / "notmodel"
+    notmodel.mkdir()
+    cases = [
+        (["fill", tmp_path / "bad.png", "--model", tiny_run], f"Error: Cannot read image {tmp_path / 'bad.png'}"),
+        (["fill", tmp_path / "none.png", "--model", tiny_run], f"Error: Cannot read image {tmp_path / 'none.png'}"),
+        (["fill", face_png, "--model", tiny_run, "--mask", "circle"], "Error: Mask 'circle' is neither one of"),
+        (["fill", face_png, "--model", tmp_path / "nowhere"], f"Error: Model {tmp_path / 'nowhere'} does not exist"),
+        (["fill", face_png, "--model", notmodel], f"Error: {notmodel} is not a tfinpaint model"),
+        (
+            ["fill", face_png, "--model", tiny_run, "--mask", tmp_path / "bad.png"],
+            f"Error: Cannot read mask {tmp_path / 'bad.png'}",
+        ),
+    ]
+    for args, message in cases:
+        r = run(*args, "--out", tmp_path / "o", "--iterations", 1)
+        assert r.exit_code == 1, (args, r.output)
+        assert message in r.output, r.output
+        assert "Traceback" not in r.output
+        assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_fill_does_not_overwrite(tiny_run, face_png, tmp_path):
+    (tmp_path / "face_filled.png").write_bytes(b"keep me")
+    r = run("fill", face_png, "--model", tiny_run, "--out", tmp_path, "--iterations", 1)
+    assert r.exit_code == 1 and f"{tmp_path / 'face_filled.png'} exists; pass --overwrite" in r.output
+    assert (tmp_path / "face_filled.png").read_bytes() == b"keep me"
+    r = run("fill", face_png, "--model", tiny_run, "--out", tmp_path, "--iterations", 1, "--overwrite")
+    assert r.exit_code == 0 and Image.open(tmp_path / "face_filled.png").size == (89, 109)
