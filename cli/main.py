@@ -27,11 +27,12 @@ def friendly_errors(fn):
 
             expected: tuple[type[BaseException], ...] = (BackendError,)
             from tfinpaint.data import DataError
+            from tfinpaint.export import ExportError
             from tfinpaint.fill import ModelError
             from tfinpaint.masks import MaskError
             from tfinpaint.train import TrainingError
 
-            expected += (DataError, MaskError, ModelError, TrainingError)
+            expected += (DataError, ExportError, MaskError, ModelError, TrainingError)
         except Exception as e:  # the backend check itself failed on import
             raise click.ClickException(str(e)) from None
         try:
@@ -307,3 +308,47 @@ def fill_command(
             if panel:
                 fill_lib.save_image(panel_path, fill_lib.panel(prep, result.generated[k], filled))
                 click.echo(f"Wrote {panel_path}")
+
+
+@main.command(
+    "export", help="Export a trained model as a TF Serving model base path (OUT/<version>/ + OUT/model.json)."
+)
+@click.option(
+    "--model",
+    "run_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Training run directory (from `tfinpaint train`).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Model base path, e.g. saved_models/NAME.",
+)
+@click.option(
+    "--version", "version", type=click.IntRange(min=1), default=1, show_default=True, help="Version folder to write."
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing version.")
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Default search steps of serving_default (default: the run's or the library's).",
+)
+@click.option("--lam", type=click.FloatRange(min=0), default=None, help="Default perceptual weight.")
+@click.option("--restarts", type=click.IntRange(min=1), default=None, help="Default restarts.")
+@friendly_errors
+def export_command(run_dir, out, version, overwrite, **search):
+    from tfinpaint.export import export
+    from tfinpaint.fill import card_settings
+    from tfinpaint.inpaint import SearchSettings
+    from tfinpaint.train import load_run
+
+    if not run_dir.exists():
+        raise click.ClickException(f"Model {run_dir} does not exist")
+    _, _, card = load_run(run_dir)
+    chosen = {k: v for k, v in search.items() if v is not None}
+    settings = SearchSettings(**{**card_settings(card), **chosen})
+    target = export(run_dir, out, version=version, overwrite=overwrite, settings=settings)
+    click.echo(f"Wrote {target} (signatures: serving_default, inpaint, generate, discriminate)")

@@ -62,3 +62,14 @@ def tiny_run(tmp_path_factory, few_faces) -> Path:
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, tiny_run) -> Path:
+    """The tiny run exported as a TF Serving model base path, searching 20 steps by default."""
+    from tfinpaint.export import export
+    from tfinpaint.inpaint import SearchSettings
+
+    base = tmp_path_factory.mktemp("export") / "tiny"
+    export(tiny_run, base, settings=SearchSettings(iterations=20, restarts=2))
+    return base

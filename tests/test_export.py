@@ -1,0 +1,204 @@
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from tfinpaint import blend, masks
+from tfinpaint.cli import main
+from tfinpaint.export import ExportError, export, poisson_blend
+from tfinpaint.fill import load_model
+from tfinpaint.inpaint import inpaint
+from tfinpaint.train import load_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Run in a fresh interpreter: TensorFlow and numpy only, the way TF Serving sees the model.
+CLIENT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+
+    model = tf.saved_model.load(sys.argv[1])
+    inputs = dict(np.load(sys.argv[2]))
+    out = {}
+    for name in ("serving_default", "inpaint", "generate", "discriminate"):
+        sig = model.signatures[name]
+        wanted = sig.structured_input_signature[1]
+        result = sig(**{k: tf.constant(inputs[f"{name}.{k}"], spec.dtype) for k, spec in wanted.items()})
+        out.update({f"{name}.{k}": v.numpy() for k, v in result.items()})
+    assert not any(m == "tfinpaint" or m.startswith("tfinpaint.") for m in sys.modules), "imported tfinpaint"
+    np.savez(sys.argv[3], **out)
+    """
+)
+
+
+def _u8(x):
+    return np.clip(np.round((np.asarray(x) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def faces_u8(faces_dir):
+    from tfinpaint import data
+
+    files = [faces_dir / f"00000{i}.jpg" for i in range(1, 4)]  # held out by the tiny run
+    return np.stack([_u8(data.preprocess_numpy(data.load_image_file(f), "celeba", 32)) for f in files])
+
+
+def test_saved_model_cli_lists_the_signatures(tiny_export):
+    cli = Path(sys.executable).parent / "saved_model_cli"
+    shown = subprocess.run(
+        [str(cli), "show", "--all", "--dir", str(tiny_export / "1")], capture_output=True, text=True, check=True
+    ).stdout
+    for name in ("serving_default", "inpaint", "generate", "discriminate"):
+        assert f"signature_def['{name}']" in shown
+    assert re.search(r"inputs\['image'\] tensor_info:\s+dtype: DT_UINT8\s+shape: \(-1, 32, 32, 3\)", shown)
+    assert re.search(r"inputs\['mask'\] tensor_info:\s+dtype: DT_FLOAT\s+shape: \(-1, 32, 32, 1\)", shown)
+    assert re.search(r"inputs\['seed'\] tensor_info:\s+dtype: DT_INT64\s+shape: \(\)", shown)
+    assert re.search(r"outputs\['loss'\] tensor_info:\s+dtype: DT_FLOAT\s+shape: \(-1\)", shown)
+    card = json.loads((tiny_export / "model.json").read_text())
+    assert card["search"]["iterations"] == 20 and card["mask"].startswith("float32 [N, H, W, 1]: 1 = known")
+
+
+def test_fresh_process_matches_the_python_api(tiny_export, tiny_run, faces_u8, tmp_path):
+    g, d, _ = load_run(tiny_run)
+    m3 = np.stack([masks.block(32), masks.random(32, 0.8, np.random.default_rng(1)), masks.half(32)])
+    z = np.random.default_rng(2).uniform(-1, 1, (5, 16)).astype(np.float32)
+    inputs = {
+        "serving_default.image": faces_u8,
+        "serving_default.mask": m3,
+        "inpaint.image": faces_u8[:1],
+        "inpaint.mask": m3[:1],
+        "inpaint.iterations": 15,
+        "inpaint.lam": 0.01,
+        "inpaint.restarts": 3,
+        "inpaint.seed": 4,
+        "generate.z": z,
+        "discriminate.image": faces_u8,
+    }
+    np.savez(tmp_path / "in.npz", **inputs)
+    (tmp_path / "client.py").write_text(CLIENT)
+    subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "client.py"),
+            str(tiny_export / "1"),
+            str(tmp_path / "in.npz"),
+            str(tmp_path / "out.npz"),
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
+    out = dict(np.load(tmp_path / "out.npz"))
+    y = faces_u8.astype(np.float32) / 127.5 - 1.0
+
+    ref = inpaint(y, m3, g, d, iterations=20, restarts=2)  # the card's settings
+    np.testing.assert_allclose(out["serving_default.loss"], ref.loss, rtol=1e-4)
+    assert np.abs(out["serving_default.generated"].astype(int) - _u8(ref.generated)).max() <= 1
+    assert np.abs(out["serving_default.inpainted"].astype(int) - _u8(ref.filled)).max() <= 1  # CG vs scipy
+    known = np.broadcast_to(m3 > 0.5, faces_u8.shape)
+    np.testing.assert_array_equal(out["serving_default.inpainted"][known], faces_u8[known])
+
+    ref1 = inpaint(y[:1], m3[:1], g, d, iterations=15, lam=0.01, restarts=3, seed=4)  # another batch size
+    np.testing.assert_allclose(out["inpaint.loss"], ref1.loss, rtol=1e-4)
+    assert np.abs(out["inpaint.inpainted"].astype(int) - _u8(ref1.filled)).max() <= 1
+
+    np.testing.assert_array_equal(out["generate.image"], _u8(g(z, training=False)))
+    logits = d(y, training=False).numpy().ravel()
+    np.testing.assert_allclose(out["discriminate.logit"], logits, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["discriminate.probability"], 1 / (1 + np.exp(-logits)), rtol=1e-4)
+
+
+def test_wrong_shape_or_dtype_names_the_input(tiny_export, faces_u8):
+    sig = tf.saved_model.load(str(tiny_export / "1")).signatures["serving_default"]
+    good_mask = tf.constant(np.ones((3, 32, 32, 1), np.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input image must be uint8 \\[N, 32, 32, 3\\]"):
+        sig(image=tf.zeros([3, 16, 16, 3], tf.uint8), mask=good_mask)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input mask must be float32 \\[N, 32, 32, 1\\]"):
+        sig(image=tf.constant(faces_u8), mask=tf.ones([2, 32, 32, 1]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input #0.*expected to be a uint8 tensor"):
+        sig(image=tf.zeros([3, 32, 32, 3], tf.float32), mask=good_mask)
+    gen = tf.saved_model.load(str(tiny_export / "1")).signatures["generate"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input z must be float32 \\[N, 16\\]"):
+        gen(z=tf.zeros([1, 100]))
+
+
+def test_in_graph_poisson_agrees_with_scipy(rng):
+    src = rng.uniform(-1, 1, (4, 24, 24, 3)).astype(np.float32)
+    tgt = rng.uniform(-1, 1, (4, 24, 24, 3)).astype(np.float32)
+    corner = np.ones((24, 24, 1), np.float32)
+    corner[:10, :7] = 0
+    m = np.stack([masks.block(24), masks.random(24, 0.8, rng), corner, np.ones((24, 24, 1), np.float32)])
+    ours = poisson_blend(tf.constant(src), tf.constant(tgt), tf.constant(m)).numpy()
+    ref = blend.blend_batch(src, tgt, m)
+    assert np.abs(ours - ref).max() * 127.5 < 1.0 / 255 * 127.5  # within 1/255 of the [0, 1] range
+    np.testing.assert_array_equal(ours[np.broadcast_to(m > 0.5, ours.shape)], tgt[np.broadcast_to(m > 0.5, ours.shape)])
+
+
+def test_readme_request_bodies_run_through_the_signatures(tiny_export, tmp_path, monkeypatch):
+    """Builds each REST body exactly as the README does, then calls its signature with it.
+    The tiny model is 32x32 with 16 latents, so the README's sizes are scaled to it."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"<!-- request: (\w+) -->\n```python\n(.*?)```", readme, re.S)
+    assert [name for name, _ in blocks] == ["serving_default", "inpaint", "generate", "discriminate"]
+    model = tf.saved_model.load(str(tiny_export / "1"))
+    monkeypatch.chdir(ROOT)
+    scope: dict = {}
+    for name, code in blocks:
+        code = code.replace("(64, 64)", "(32, 32)").replace("(64, 64, 1)", "(32, 32, 1)")
+        code = code.replace("mask[16:48, 16:48]", "mask[8:24, 8:24]").replace("(4, 100)", "(4, 16)")
+        exec(code, scope)
+        body = json.loads(json.dumps(scope["body"]))  # what travels over HTTP
+        assert body["signature_name"] == name
+        sig = model.signatures[name]
+        specs = sig.structured_input_signature[1]
+        assert set(body["inputs"]) == set(specs)
+        result = sig(**{k: tf.constant(v, specs[k].dtype) for k, v in body["inputs"].items()})
+        assert all(np.isfinite(v.numpy().astype(float)).all() for v in result.values())
+
+
+def test_export_refuses_to_replace_and_leaves_nothing_half_written(tiny_run, tmp_path, monkeypatch):
+    base = tmp_path / "m"
+    export(tiny_run, base)
+    with pytest.raises(ExportError, match=r"1 exists; pass --overwrite"):
+        export(tiny_run, base)
+    export(tiny_run, base, version=2)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        export(tiny_run, base, version=3)
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2", "model.json"]
+    monkeypatch.undo()
+    assert load_model(base).card["version"] == 2  # the newest version is the one used
+
+
+def test_export_command(tiny_run, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(main, ["export", "--model", str(tiny_run), "--out", str(tmp_path / "sm"), "--iterations", "7"])
+    assert r.exit_code == 0, r.output
+    assert f"Wrote {tmp_path / 'sm' / '1'}" in r.output
+    assert json.loads((tmp_path / "sm" / "model.json").read_text())["search"]["iterations"] == 7
+    r = runner.invoke(main, ["export", "--model", str(tiny_run), "--out", str(tmp_path / "sm")])
+    assert r.exit_code == 1 and "exists; pass --overwrite" in r.output
+    r = runner.invoke(main, ["export", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 1 and f"Error: Model {tmp_path / 'nope'} does not exist" in r.output
+
+
+def test_fill_from_an_exported_model(tiny_export, tiny_run, faces_u8):
+    exported = load_model(tiny_export)
+    g, d, _ = load_run(tiny_run)
+    y = faces_u8[:1].astype(np.float32) / 127.5 - 1.0
+    a = inpaint(y, masks.block(32), exported.generator, exported.discriminator, iterations=10)
+    b = inpaint(y, masks.block(32), g, d, iterations=10)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-4)
+    np.testing.assert_allclose(a.filled, b.filled, atol=1e-4)
