@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+
 from tfinpaint.cli import main
 
 TRAIN_OPTIONS = [
