@@ -1,0 +1,74 @@
+"""Choose the latent search's defaults on a validation split: PSNR/SSIM per setting.
+
+    python benchmarks/tune_search.py --model /path/to/run --first 1 --count 64 [--masks block,random]
+
+The validation images are held-out files of the model's run (its model card lists
+them): `--first` and `--count` pick a slice of that list. Each row changes one
+setting from the base (`--base key=value,...`).
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from _common import table  # noqa: E402
+
+from tfinpaint.evaluate import evaluate  # noqa: E402
+from tfinpaint.fill import load_model  # noqa: E402
+from tfinpaint.inpaint import SearchSettings  # noqa: E402
+
+GRID = [
+    {},
+    {"lr": 0.01},
+    {"lr": 0.1},
+    {"weighted": False},
+    {"lam": 0.0},
+    {"lam": 0.1},
+    {"iterations": 300},
+    {"iterations": 2000},
+    {"restarts": 4},
+]
+
+
+def parse(text: str) -> dict:
+    """`key=value,...` to SearchSettings fields."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        k, v = item.split("=")
+        if v in ("True", "False"):
+            out[k] = v == "True"
+        else:
+            out[k] = int(v) if k in ("iterations", "restarts", "seed") else float(v)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--first", type=int, default=0, help="index into the held-out list")
+    ap.add_argument("--count", type=int, default=64)
+    ap.add_argument("--masks", default="block,random")
+    ap.add_argument("--base", default="", help="base settings, e.g. iterations=1000,lr=0.03")
+    args = ap.parse_args()
+    model = load_model(args.model)
+    files = model.card["heldout"][args.first : args.first + args.count]
+    base = SearchSettings(**parse(args.base))
+    rows = []
+    for change in GRID:
+        settings = SearchSettings(**{**base.__dict__, **change})
+        t = time.perf_counter()
+        scores = evaluate(model, files, kinds=args.masks.split(","), settings=settings)
+        took = time.perf_counter() - t
+        cells = [f"{s.psnr:.2f} / {s.ssim:.3f}" for s in scores if s.method == "ours"]
+        rows.append((", ".join(f"{k}={v}" for k, v in change.items()) or "base", *cells, f"{took:.0f}"))
+        print(rows[-1], flush=True)
+    mean = [f"{s.psnr:.2f} / {s.ssim:.3f}" for s in scores if s.method == "mean colour"]
+    rows.append(("mean colour fill", *mean, ""))
+    print(f"\n{len(files)} held-out images ({files[0]} ...), base: {base}")
+    print(table(("change", *[f"{k} PSNR / SSIM" for k in args.masks.split(",")], "seconds"), rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The pretrained models in saved_models/: their cards, their SavedModels, and a fill each."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+from PIL import Image
+
+from tfinpaint.cli import main
+from tfinpaint.export import latest_version
+from tfinpaint.fill import SHIPPED
+
+MODELS = {"celeba64": "astronaut.png", "svhn64": "house_number.png"}
+EXAMPLES = SHIPPED.parent / "examples"
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_card_matches_the_saved_model(name):
+    base = SHIPPED / name
+    card = json.loads((base / "model.json").read_text())
+    version = latest_version(base)
+    size = sum(f.stat().st_size for f in base.rglob("*") if f.is_file())
+    assert size < 60e6
+    sigs = tf.saved_model.load(str(version)).signatures
+    image = sigs["serving_default"].structured_input_signature[1]["image"]
+    z = sigs["generate"].structured_input_signature[1]["z"]
+    assert image.shape.as_list() == [None, card["image_size"], card["image_size"], 3]
+    assert z.shape.as_list() == [None, card["latent_dim"]]
+    assert card["version"] == int(version.name)
+    for key in ("data", "terms", "training_command", "epochs", "steps", "training_seconds", "heldout_scores"):
+        assert card.get(key), key
+    kinds = {row["mask"] for row in card["heldout_scores"]}
+    assert {"block", "random", "half"} <= kinds
+    assert {row["method"] for row in card["heldout_scores"]} == {"ours", "mean colour"}
+    assert (base / "samples.png").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_shipped_model_fills_an_example(name, tmp_path):
+    args = ["fill", str(EXAMPLES / MODELS[name]), "--out", str(tmp_path), "--iterations", "30", "--panel"]
+    if name != "celeba64":
+        args += ["--model", name]  # celeba64 is the default
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    stem = MODELS[name].removesuffix(".png")
+    original = np.asarray(Image.open(EXAMPLES / MODELS[name]).convert("RGB"))
+    filled = np.asarray(Image.open(tmp_path / f"{stem}_filled.png"))
+    assert filled.shape == original.shape
+    changed = (filled != original).any(axis=-1)
+    assert 0.05 < changed.mean() < 0.5  # the block, and nothing outside what the model sees
+    assert (tmp_path / f"{stem}_panel.png").is_file()
