@@ -104,7 +104,9 @@ def low_rank(
         z = delta * m  # Y_0 = k0 delta P(M) with k0 = 1
         norm_m = max(np.linalg.norm(m), 1e-12)
         x = np.zeros_like(m)
-        for it in range(1, max_iterations + 1):
+        it = 0
+        while it < max_iterations:
+            it += 1
             u, s, vt = np.linalg.svd(z, full_matrices=False)
             x = (u * np.maximum(s - tau, 0.0)) @ vt
             residual = np.where(known, m - x, 0.0)
