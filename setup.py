@@ -9,6 +9,9 @@ requirements = [
     if line.strip() and not line.startswith("#")
 ]
 
+# `tfinpaint evaluate`'s baselines: OpenCV's Telea and Navier-Stokes, scikit-image's biharmonic
+EVAL = ["opencv-python-headless>=4.8", "scikit-image>=0.22"]
+
 setup(
     name="tfinpaint",
     version="0.1.0",
@@ -20,6 +23,9 @@ setup(
     packages=["tfinpaint", "tfinpaint.cli"],
     package_dir={"tfinpaint": "tfinpaint", "tfinpaint.cli": "cli"},
     install_requires=requirements,
-    extras_require={"test": ["pytest>=7", "ruff>=0.4"]},
+    extras_require={
+        "eval": EVAL,
+        "test": ["pytest>=7", "ruff>=0.4", *EVAL],  # the tests cover every baseline
+    },
     entry_points={"console_scripts": ["tfinpaint=tfinpaint.cli:main"]},
 )

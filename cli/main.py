@@ -352,3 +352,76 @@ def export_command(run_dir, out, version, overwrite, **search):
     settings = SearchSettings(**{**card_settings(card), **chosen})
     target = export(run_dir, out, version=version, overwrite=overwrite, settings=settings)
     click.echo(f"Wrote {target} (signatures: serving_default, inpaint, generate, discriminate)")
+
+
+@main.command("evaluate", help="Compare our inpainting with local methods on a folder of images (the paper's figures).")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder of images; if it is the model's training folder, only its held-out images are used.",
+)
+@click.option("--model", "model_spec", default=None, help="Run directory, export, or shipped model name.")
+@click.option(
+    "--masks", "kinds", default="block,random,half,pattern", show_default=True, help="Comma-separated mask kinds."
+)
+@click.option(
+    "--methods",
+    default="ours,tv,telea,ns,biharmonic,lowrank,nearest",
+    show_default=True,
+    help="Comma-separated methods: ours, tv, telea, ns, biharmonic, lowrank, nearest.",
+)
+@click.option("--n", "n", type=click.IntRange(min=1), default=200, show_default=True, help="Images to score.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for results.md, results.csv, results.json and figure_MASK.png.",
+)
+@click.option("--iterations", type=click.IntRange(min=0), default=None, help="Search steps (default: the model's).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random masks.")
+@friendly_errors
+def evaluate_command(data_dir, model_spec, kinds, methods, n, out, iterations, seed):
+    from tfinpaint import evaluate as ev
+    from tfinpaint import masks as masks_lib
+    from tfinpaint.baselines import MissingDependency
+    from tfinpaint.fill import card_settings, load_model
+    from tfinpaint.inpaint import SearchSettings
+
+    kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+    methods = [m.strip() for m in methods.split(",") if m.strip()]
+    for k in kinds:
+        if k not in masks_lib.KINDS:
+            raise click.BadParameter(
+                f"unknown mask kind {k!r}; expected some of {masks_lib.KINDS}", param_hint="--masks"
+            )
+    for m in methods:
+        if m not in ev.METHODS:
+            raise click.BadParameter(f"unknown method {m!r}; expected some of {ev.METHODS}", param_hint="--methods")
+    if not data_dir.is_dir():
+        raise click.ClickException(f"{data_dir} is not a folder of images")
+    model = load_model(model_spec)
+    files, note = ev.choose_images(data_dir, model, n)
+    click.echo(f"Scoring {len(files)} {note}", err=note.startswith("WARNING"))
+    settings = SearchSettings(
+        **{**card_settings(model.card), **({"iterations": iterations} if iterations is not None else {})}
+    )
+    steps = len(kinds) * len(methods)
+    with click.progressbar(length=steps, label="Evaluating", item_show_func=lambda s: s or "") as bar:
+        try:
+            ev.compare(
+                model,
+                files,
+                kinds,
+                methods,
+                out,
+                seed=seed,
+                settings=settings,
+                note=note,
+                progress=lambda what: bar.update(1, what),
+            )
+        except MissingDependency as e:
+            raise click.ClickException(str(e)) from None
+    click.echo((out / "results.md").read_text())
+    click.echo(f"Wrote {out / 'results.md'}, results.csv, results.json and {len(kinds)} figures")

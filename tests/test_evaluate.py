@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfinpaint import evaluate, metrics
+from tfinpaint import evaluate, masks, metrics
 from tfinpaint.fill import load_model
 from tfinpaint.inpaint import SearchSettings
 
@@ -23,3 +23,98 @@ def test_evaluate_scores_ours_and_the_mean_colour_on_real_faces(tiny_run, faces_
     m = evaluate.make_masks("block", 4, 32, 0)
     by_hand = np.mean([metrics.psnr((x + 1) / 2, (metrics.mean_colour_fill(x, k) + 1) / 2) for x, k in zip(images, m)])
     assert scores[1].psnr == pytest.approx(by_hand)
+
+
+def test_measure_by_hand():
+    a = np.zeros((8, 8, 3))
+    b = a.copy()
+    m = masks.block(8, 2)  # hole rows/cols 3..4
+    b[3:5, 3:5] = 0.5
+    psnr, _, psnr_box, _, l1 = evaluate.measure(a, b, m)
+    assert psnr == pytest.approx(10 * np.log10(1 / (0.25 * 4 / 64)))
+    assert psnr_box == pytest.approx(10 * np.log10(1 / 0.25))  # the box is the hole itself
+    assert l1 == pytest.approx(0.5)
+    assert evaluate.hole_box(m) == (slice(3, 5), slice(3, 5))
+
+
+def test_evaluate_command_end_to_end(tiny_run, few_faces, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from tfinpaint.cli import main
+
+    out = tmp_path / "ev"
+    r = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--data",
+            str(few_faces),
+            "--model",
+            str(tiny_run),
+            "--masks",
+            "block,half",
+            "--methods",
+            "ours,tv,telea,ns,biharmonic,lowrank,nearest",
+            "--n",
+            "3",
+            "--iterations",
+            "3",
+            "--out",
+            str(out),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "Scoring 3 held-out images of the model's training folder (8 held out)" in r.output
+    result = json.loads((out / "results.json").read_text())
+    assert result["images"] == 3 and result["search"]["iterations"] == 3
+    assert [(x["mask"], x["method"]) for x in result["results"]][:2] == [("block", "ours"), ("block", "tv")]
+    assert len(result["results"]) == 14
+    assert len((out / "results.csv").read_text().splitlines()) == 15
+    assert "## half" in (out / "results.md").read_text()
+    # rows: 3 images of 32 px with 2 px gaps; columns: original, masked, 7 methods
+    assert Image.open(out / "figure_block.png").size == (9 * 34 - 2, 3 * 34 - 2)
+
+
+def test_evaluate_warns_about_training_images(tiny_run, few_faces, tmp_path):
+    model = load_model(tiny_run)
+    files, note = evaluate.choose_images(few_faces, model, 5)
+    assert note.startswith("held-out") and len(files) == 5
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in sorted(few_faces.iterdir())[10:14]:  # trained on
+        (copy / f.name).symlink_to(f.resolve())
+    files, note = evaluate.choose_images(copy, model, 10)
+    assert note == "WARNING: 4 of these 4 images have the names of training images"
+
+
+def test_missing_optional_package_is_a_clear_error(tiny_run, few_faces, tmp_path, monkeypatch):
+    import sys
+
+    from click.testing import CliRunner
+
+    from tfinpaint.cli import main
+
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    r = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--data",
+            str(few_faces),
+            "--model",
+            str(tiny_run),
+            "--masks",
+            "block",
+            "--methods",
+            "telea",
+            "--n",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert r.exit_code == 1
+    assert "Error: The telea and ns baselines need OpenCV: pip install -e .[eval]" in r.output

@@ -406,13 +406,14 @@ def _save_models(
         "width": c.width,
         "batch_norm": c.batch_norm,
         "preprocess": c.preprocess,
-        "dataset": c.dataset,
+        # folders as absolute paths, so evaluation finds them from anywhere
+        "dataset": os.path.abspath(c.dataset) if source.kind == "files" else c.dataset,
         "training_images": count,
         "batch_size": c.batch_size,
         "steps": step,
         "epochs": round(step / steps_per_epoch, 3),
         "training_seconds": round(seconds, 1),
-        "heldout": list(source.heldout),
+        "heldout": [os.path.abspath(f) for f in source.heldout] if source.kind == "files" else list(source.heldout),
     }
     (run_dir / "model.json").write_text(json.dumps(card, indent=2) + "\n")
 
