@@ -8,6 +8,7 @@ setting from the base (`--base key=value,...`).
 """
 
 import argparse
+import json
 import os
 import time
 
@@ -51,12 +52,13 @@ def main():
     ap.add_argument("--count", type=int, default=64)
     ap.add_argument("--masks", default="block,random")
     ap.add_argument("--base", default="", help="base settings, e.g. iterations=1000,lr=0.03")
+    ap.add_argument("--grid", default=None, help='rows as JSON, e.g. \'[{}, {"restarts": 3}]\' (default: GRID)')
     args = ap.parse_args()
     model = load_model(args.model)
     files = model.card["heldout"][args.first : args.first + args.count]
     base = SearchSettings(**parse(args.base))
     rows = []
-    for change in GRID:
+    for change in json.loads(args.grid) if args.grid else GRID:
         settings = SearchSettings(**{**base.__dict__, **change})
         t = time.perf_counter()
         scores = evaluate(model, files, kinds=args.masks.split(","), settings=settings)

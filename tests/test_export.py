@@ -202,3 +202,34 @@ def test_fill_from_an_exported_model(tiny_export, tiny_run, faces_u8):
     b = inpaint(y, masks.block(32), g, d, iterations=10)
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-4)
     np.testing.assert_allclose(a.filled, b.filled, atol=1e-4)
+
+
+def test_tf1_session_loader_runs_it_like_tf_serving(tiny_export, faces_u8, tmp_path):
+    """saved_model_cli run loads the SavedModel into a TF1 session, as TF Serving's C++
+    loader does: every variable the graph reads must be restored by name."""
+    np.save(tmp_path / "image.npy", faces_u8[:2])
+    np.save(tmp_path / "mask.npy", np.stack([masks.block(32)] * 2))
+    cli = Path(sys.executable).parent / "saved_model_cli"
+    subprocess.run(
+        [
+            str(cli),
+            "run",
+            "--dir",
+            str(tiny_export / "1"),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"image={tmp_path / 'image.npy'};mask={tmp_path / 'mask.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    filled = np.load(tmp_path / "out" / "inpainted.npy")
+    assert filled.shape == (2, 32, 32, 3) and filled.dtype == np.uint8
+    known = np.broadcast_to(masks.block(32) > 0.5, filled.shape)
+    np.testing.assert_array_equal(filled[known], faces_u8[:2][known])
+    assert np.load(tmp_path / "out" / "loss.npy").shape == (2,)

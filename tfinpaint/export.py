@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import types
 from pathlib import Path
 
 from tfinpaint._backend import require_tensorflow_backend
@@ -114,8 +115,11 @@ class InpaintingModule(tf.Module):
 
     def __init__(self, generator, discriminator, settings: SearchSettings):
         super().__init__(name="tfinpaint")
-        self.generator = generator
-        self.discriminator = discriminator
+        # The functions capture the tf.Variables inside Keras 3's variables. TF Serving and
+        # saved_model_cli (the TF1 loader) find only variables tracked as such, so those are
+        # tracked; the Keras models are kept out of tracking, else every weight is stored twice.
+        self._keras = types.SimpleNamespace(generator=generator, discriminator=discriminator)
+        self.served_variables = [v._value for v in generator.weights + discriminator.weights]
         self.settings = settings
         size, ch, latent = generator.image_size, generator.channels, generator.latent_dim
         self.image_spec = tf.TensorSpec([None, size, size, ch], tf.uint8, name="image")
@@ -127,7 +131,7 @@ class InpaintingModule(tf.Module):
         self.discriminator_fn = tf.function(lambda x: discriminator(x, training=False), input_signature=[float_images])
 
     def _checked_image(self, image):
-        size, ch = self.generator.image_size, self.generator.channels
+        size, ch = self._keras.generator.image_size, self._keras.generator.channels
         ok = tf.debugging.assert_equal(
             tf.shape(image)[1:],
             tf.constant([size, size, ch]),
@@ -137,7 +141,7 @@ class InpaintingModule(tf.Module):
             return tf.identity(image)
 
     def _checked_mask(self, mask, image):
-        size = self.generator.image_size
+        size = self._keras.generator.image_size
         ok = tf.debugging.assert_equal(
             tf.shape(mask),
             tf.concat([tf.shape(image)[:1], [size, size, 1]], axis=0),
@@ -153,7 +157,7 @@ class InpaintingModule(tf.Module):
         mask = self._checked_mask(mask, image)
         y = to_float(image)
         n = tf.shape(y)[0]
-        latent = self.generator.latent_dim
+        latent = self._keras.generator.latent_dim
         y_k = tf.tile(tf.where(mask > 0.5, y, tf.zeros_like(y)), [restarts, 1, 1, 1])
         m_k = tf.tile(mask, [restarts, 1, 1, 1])
         w_k = importance_weights(m_k) if s.weighted else m_k
@@ -166,8 +170,10 @@ class InpaintingModule(tf.Module):
         z0 = tf.repeat(rows, n, axis=0)
 
         def loss_of(z):
-            g = self.generator(z, training=False)
-            return contextual_loss(g, y_k, m_k, w_k) + lam * perceptual_loss(self.discriminator(g, training=False)), g
+            g = self._keras.generator(z, training=False)
+            return contextual_loss(g, y_k, m_k, w_k) + lam * perceptual_loss(
+                self._keras.discriminator(g, training=False)
+            ), g
 
         def body(t, z, m, v):
             with tf.GradientTape() as tape:
@@ -223,18 +229,18 @@ class InpaintingModule(tf.Module):
 
         @tf.function(input_signature=[self.z_spec])
         def generate(z):
-            latent = self.generator.latent_dim
+            latent = self._keras.generator.latent_dim
             ok = tf.debugging.assert_equal(
                 tf.shape(z)[1:], tf.constant([latent]), message=f"input z must be float32 [N, {latent}]; its shape is"
             )
             with tf.control_dependencies([ok]):
                 z = tf.identity(z)
-            return {"image": to_uint8(self.generator(z, training=False))}
+            return {"image": to_uint8(self._keras.generator(z, training=False))}
 
         @tf.function(input_signature=[self.image_spec])
         def discriminate(image):
             image = self._checked_image(image)
-            logit = tf.reshape(self.discriminator(to_float(image), training=False), [-1])
+            logit = tf.reshape(self._keras.discriminator(to_float(image), training=False), [-1])
             return {"logit": logit, "probability": tf.sigmoid(logit)}
 
         return {
@@ -281,6 +287,7 @@ def export(
         }
         card_tmp = out / f".model.json.{os.getpid()}"
         card_tmp.write_text(json.dumps(card, indent=2) + "\n")
+        tmp.chmod(0o755)  # mkdtemp's 0700 would keep a server running as another user out
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)

@@ -42,7 +42,7 @@ class SearchSettings:
         seed: seeds the initial latents.
     """
 
-    iterations: int = 1000
+    iterations: int = 300
     lam: float = 0.003
     lr: float = 0.03
     beta1: float = 0.9

@@ -49,6 +49,8 @@ def main():
     base = SHIPPED / args.name
     extra = {
         "name": args.name,
+        # relative to the repository, where `tfinpaint evaluate` looks for a shipped model's data
+        "dataset": os.path.relpath(run.card["dataset"], SHIPPED.parent),
         "data": args.data,
         "terms": args.terms,
         "training_command": args.command,
