@@ -249,7 +249,7 @@ def fill_command(
 ):
     from tfinpaint import fill as fill_lib
     from tfinpaint.data import load_image_file
-    from tfinpaint.inpaint import SearchSettings, inpaint
+    from tfinpaint.inpaint import inpaint
 
     outputs = [(out / f"{p.stem}_filled.png", out / f"{p.stem}_panel.png") for p in images]
     names = [o[0].name for o in outputs]
@@ -280,8 +280,7 @@ def fill_command(
         side=side,
     )
     prepared = [fill_lib.prepare(ph, m, preprocess, size, str(p)) for ph, m, p in zip(photos, photo_masks, images)]
-    chosen = {k: v for k, v in search.items() if v is not None}
-    settings = SearchSettings(**{**fill_lib.card_settings(model.card), **chosen, "seed": seed})
+    settings = fill_lib.search_settings(model.card, **search, seed=seed)
     for start in range(0, len(prepared), batch_size):
         batch = prepared[start : start + batch_size]
         label = f"Filling {start + 1}-{start + len(batch)} of {len(prepared)}"
@@ -341,15 +340,13 @@ def fill_command(
 @friendly_errors
 def export_command(run_dir, out, version, overwrite, **search):
     from tfinpaint.export import export
-    from tfinpaint.fill import card_settings
-    from tfinpaint.inpaint import SearchSettings
+    from tfinpaint.fill import search_settings
     from tfinpaint.train import load_run
 
     if not run_dir.exists():
         raise click.ClickException(f"Model {run_dir} does not exist")
     _, _, card = load_run(run_dir)
-    chosen = {k: v for k, v in search.items() if v is not None}
-    settings = SearchSettings(**{**card_settings(card), **chosen})
+    settings = search_settings(card, **search)
     target = export(run_dir, out, version=version, overwrite=overwrite, settings=settings)
     click.echo(f"Wrote {target} (signatures: serving_default, inpaint, generate, discriminate)")
 
@@ -386,8 +383,7 @@ def evaluate_command(data_dir, model_spec, kinds, methods, n, out, iterations, s
     from tfinpaint import evaluate as ev
     from tfinpaint import masks as masks_lib
     from tfinpaint.baselines import MissingDependency
-    from tfinpaint.fill import card_settings, load_model
-    from tfinpaint.inpaint import SearchSettings
+    from tfinpaint.fill import load_model, search_settings
 
     kinds = [k.strip() for k in kinds.split(",") if k.strip()]
     methods = [m.strip() for m in methods.split(",") if m.strip()]
@@ -404,9 +400,7 @@ def evaluate_command(data_dir, model_spec, kinds, methods, n, out, iterations, s
     model = load_model(model_spec)
     files, note = ev.choose_images(data_dir, model, n)
     click.echo(f"Scoring {len(files)} {note}", err=note.startswith("WARNING"))
-    settings = SearchSettings(
-        **{**card_settings(model.card), **({"iterations": iterations} if iterations is not None else {})}
-    )
+    settings = search_settings(model.card, iterations=iterations)
     steps = len(kinds) * len(methods)
     with click.progressbar(length=steps, label="Evaluating", item_show_func=lambda s: s or "") as bar:
         try:

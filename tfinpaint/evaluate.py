@@ -60,9 +60,10 @@ def evaluate(
 ) -> list[Score]:
     """Fill `files` under each mask kind with the model (Poisson blending) and with the
     mean colour of the known pixels; returns one `Score` per mask kind and method."""
-    from tfinpaint.inpaint import SearchSettings, inpaint
+    from tfinpaint.fill import search_settings
+    from tfinpaint.inpaint import inpaint
 
-    settings = settings or SearchSettings(**model.card.get("search", {}))
+    settings = settings or search_settings(model.card)
     images = load_images(files, model.preprocess, model.image_size)
     out = []
     for kind in kinds:
@@ -261,10 +262,10 @@ def compare(
     progress: Callable[[str], None] | None = None,
 ) -> list[Row]:
     """Score each method under each mask kind on `files`; write tables and one figure per mask."""
-    from tfinpaint.inpaint import SearchSettings
+    from tfinpaint.fill import search_settings
     from tfinpaint.train import save_png
 
-    settings = settings or SearchSettings(**model.card.get("search", {}))
+    settings = settings or search_settings(model.card)
     images01 = (load_images(files, model.preprocess, model.image_size) + 1.0) / 2.0
     candidates = None
     if "nearest" in methods:

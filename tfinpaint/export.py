@@ -264,6 +264,7 @@ def export(
     The SavedModel is written to a temporary folder beside its destination and renamed
     at the end, so a failed export leaves nothing behind.
     """
+    from tfinpaint.fill import search_settings
     from tfinpaint.train import load_run
 
     g, d, card = load_run(run_dir)
@@ -271,7 +272,7 @@ def export(
     target = out / str(version)
     if target.exists() and not overwrite:
         raise ExportError(f"{target} exists; pass --overwrite to replace it, or choose another --version")
-    settings = settings or SearchSettings(**card.get("search", {}))
+    settings = settings or search_settings(card)
     module = InpaintingModule(g, d, settings)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=out))

@@ -204,6 +204,8 @@ def save_image(path: Path, image: np.ndarray) -> None:
     Image.fromarray(image).save(path)
 
 
-def card_settings(card: dict) -> dict:
-    """Search settings a model card recommends (`search` key), if any."""
-    return dict(card.get("search", {}))
+def search_settings(card: dict, **chosen):
+    """The card's search settings (its `search` key), with the fields given and not None replaced."""
+    from tfinpaint.inpaint import SearchSettings
+
+    return SearchSettings(**{**card.get("search", {}), **{k: v for k, v in chosen.items() if v is not None}})
