@@ -27,6 +27,13 @@ def faces_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def digits_dir() -> Path:
+    if not DIGITS.is_dir():
+        pytest.fail(f"Real digits are expected in {DIGITS} (the project's shared data)")
+    return DIGITS
+
+
+@pytest.fixture(scope="session")
 def few_faces(tmp_path_factory, faces_dir) -> Path:
     """A folder of links to 80 real faces, for quick training runs."""
     folder = tmp_path_factory.mktemp("faces")

@@ -33,8 +33,8 @@ def test_celeba_preset_crops_the_papers_centre():
     assert out.shape == (64, 64, 3) and float(tf.reduce_min(out)) == 200.0
 
 
-def test_glob_and_digits_preset(tmp_path):
-    digits = sorted((data.Path(__file__).resolve().parents[2] / "shared/data/svhn32").glob("*.png"))[:12]
+def test_glob_and_digits_preset(tmp_path, digits_dir):
+    digits = sorted(digits_dir.glob("*.png"))[:12]
     for p in digits:
         (tmp_path / p.name).symlink_to(p)
     src = data.resolve(str(tmp_path / "svhn_0000*.png"), holdout=0)
