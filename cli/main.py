@@ -70,7 +70,12 @@ def main():
 
 @main.command("train", help="Train the paper's DCGAN; running it again resumes the run.")
 @click.option(
-    "--dataset", required=True, help="TFDS name (celeb_a, celeba_a, svhn_cropped, ...), image folder or glob."
+    "--dataset",
+    "datasets",
+    required=True,
+    multiple=True,
+    help="TFDS name (celeb_a, celeba_a, svhn_cropped, ...), image folder or glob. Several folders or globs "
+    "(repeat the option) are trained on together; the held-out images come from the first.",
 )
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="TFDS data directory.")
 @click.option(
@@ -135,11 +140,30 @@ def main():
 @click.option(
     "--keep-checkpoints", type=click.IntRange(min=1), default=3, show_default=True, help="Checkpoints to keep."
 )
+@click.option(
+    "--ema",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Decay of an exponential moving average of G's weights (e.g. 0.999); the average is the G saved. 0: off.",
+)
+@click.option(
+    "--augment",
+    default="",
+    help="DiffAugment policy for D's inputs: comma-separated color, translation, cutout. Default: none.",
+)
 @friendly_errors
-def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, **options):
+def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datasets, augment, **options):
+    from tfinpaint.augment import parse_policy
     from tfinpaint.train import TrainConfig, train
 
+    try:
+        parse_policy(augment)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--augment") from None
     config = TrainConfig(
+        dataset=datasets[0] if len(datasets) == 1 else tuple(datasets),
+        augment=augment,
         run_dir=str(run_dir),
         data_dir=str(data_dir) if data_dir else None,
         image_size=int(image_size),

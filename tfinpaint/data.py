@@ -11,6 +11,7 @@ import dataclasses
 import glob as globlib
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,13 @@ class Source:
     split: str = ""
 
 
-def default_preprocess(spec: str) -> str:
-    """The preset a dataset spec gets when none is asked for."""
+def _first(spec: str | Sequence[str]) -> str:
+    return spec if isinstance(spec, str) else (list(spec) or [""])[0]
+
+
+def default_preprocess(spec: str | Sequence[str]) -> str:
+    """The preset a dataset spec gets when none is asked for (by the first of several)."""
+    spec = _first(spec)
     name = TFDS_ALIASES.get(spec, spec)
     if name in KNOWN:
         return KNOWN[name][0]
@@ -65,8 +71,9 @@ def default_preprocess(spec: str) -> str:
     return "square"
 
 
-def default_holdout(spec: str) -> int:
+def default_holdout(spec: str | Sequence[str]) -> int:
     """Images kept out of training when --holdout is not given (2000 for CelebA)."""
+    spec = _first(spec)
     name = TFDS_ALIASES.get(spec, spec)
     if name in KNOWN:
         return KNOWN[name][1]
@@ -96,8 +103,28 @@ def _looks_like_path(spec: str) -> bool:
     return os.sep in spec or spec.startswith(".") or any(c in spec for c in "*?[") or os.path.exists(spec)
 
 
-def resolve(spec: str, preprocess: str | None = None, holdout: int | None = None) -> Source:
-    """Turn a dataset spec into a `Source`, holding the first `holdout` images out."""
+def resolve(spec: str | Sequence[str], preprocess: str | None = None, holdout: int | None = None) -> Source:
+    """Turn a dataset spec into a `Source`, holding the first `holdout` images out.
+
+    `spec` may also be several folders or globs: their images are trained on together,
+    and the held-out images are the first `holdout` of the first one.
+    """
+    if not isinstance(spec, str):
+        specs = list(spec)
+        if len(specs) == 1:
+            return resolve(specs[0], preprocess, holdout)
+        if not specs:
+            raise DataError("No dataset given")
+        first = resolve(specs[0], preprocess, holdout)
+        if first.kind != "files":
+            raise DataError(f"Several datasets must all be folders or globs; {specs[0]!r} is a TFDS name")
+        files = list(first.files)
+        for other in specs[1:]:
+            if not _looks_like_path(other):
+                raise DataError(f"Several datasets must all be folders or globs; {other!r} is not")
+            more = resolve(other, first.preprocess, 0)
+            files += more.files
+        return Source("files", ",".join(specs), first.preprocess, tuple(files), first.heldout)
     preprocess = preprocess or default_preprocess(spec)
     if preprocess not in PREPROCESS:
         raise DataError(f"Unknown preprocessing {preprocess!r}; expected one of {PREPROCESS}")

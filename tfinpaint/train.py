@@ -23,6 +23,7 @@ require_tensorflow_backend()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tfinpaint import augment as augment_lib  # noqa: E402
 from tfinpaint import data as data_lib  # noqa: E402
 from tfinpaint.models import Discriminator, Generator  # noqa: E402
 
@@ -39,6 +40,7 @@ FIXED_ON_RESUME = (
     "batch_size",
     "holdout",
     "seed",
+    "ema",
 )
 
 
@@ -51,7 +53,8 @@ class TrainConfig:
     """Everything a training run depends on; saved as `config.json` in the run directory.
 
     Attributes:
-        dataset: TFDS name (`celeb_a`, `celeba_a`, `svhn_cropped`, ...), folder or glob.
+        dataset: TFDS name (`celeb_a`, `celeba_a`, `svhn_cropped`, ...), folder or glob, or a
+            tuple of folders and globs trained on together (held-out images from the first).
         run_dir: where checkpoints, samples, logs and the trained models go.
         data_dir: TFDS data directory (None: TFDS's default).
         preprocess: `celeba`, `svhn` or `square`; None picks the dataset's default.
@@ -72,9 +75,12 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (also one at each epoch end).
         keep_checkpoints: how many checkpoints to keep.
         log_every: steps between TensorBoard scalar writes.
+        ema: decay of an exponential moving average of G's weights, updated every step
+            (0: off). When on, the averaged G is the one saved, sampled and filled with.
+        augment: DiffAugment policy for D's inputs, e.g. "translation,cutout,color" ("" : off).
     """
 
-    dataset: str
+    dataset: str | tuple[str, ...]
     run_dir: str
     data_dir: str | None = None
     preprocess: str | None = None
@@ -95,6 +101,8 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     log_every: int = 10
+    ema: float = 0.0
+    augment: str = ""
 
     def resolved(self) -> TrainConfig:
         """This config with dataset-dependent defaults filled in."""
@@ -168,14 +176,26 @@ class Trainer:
             self.g_opt.build(self.generator.trainable_variables)
             self.d_opt.build(self.discriminator.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.checkpoint = tf.train.Checkpoint(
-            generator=self.generator,
-            discriminator=self.discriminator,
-            g_opt=self.g_opt,
-            d_opt=self.d_opt,
-            step=self.step,
+            self.ema_generator = None
+            if c.ema:
+                self.ema_generator = Generator(
+                    c.image_size, c.width, c.latent_dim, c.channels, c.batch_norm, name="generator"
+                )
+                self.ema_generator.build((None, c.latent_dim))
+                self.ema_generator.set_weights(self.generator.get_weights())
+        self.augment = augment_lib.parse_policy(c.augment)
+        tracked = dict(
+            generator=self.generator, discriminator=self.discriminator, g_opt=self.g_opt, d_opt=self.d_opt, step=self.step
         )
+        if self.ema_generator is not None:
+            tracked["ema_generator"] = self.ema_generator
+        self.checkpoint = tf.train.Checkpoint(**tracked)
         self._train_step = tf.function(self._distributed_step)
+
+    @property
+    def final_generator(self) -> Generator:
+        """The generator that is saved, sampled and filled with: the EMA one when on."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
 
     # --- the GAN step -------------------------------------------------------------
 
@@ -188,18 +208,28 @@ class Trainer:
         z_all = tf.random.stateless_uniform(
             [c.batch_size, c.latent_dim], seed=tf.stack([tf.cast(c.seed, tf.int64), step]), minval=-1.0, maxval=1.0
         )
-        z = z_all[ctx.replica_id_in_sync_group * local :][:local]
+        start = ctx.replica_id_in_sync_group * local
+        z = z_all[start:][:local]
         scale = 1.0 / c.batch_size
+        seed = tf.stack([tf.cast(c.seed, tf.int64), step])
+
+        def augment(images, k):  # k: which of the step's three augmented batches
+            if not self.augment:
+                return images
+            return augment_lib.diff_augment(
+                images, self.augment, tf.random.experimental.stateless_fold_in(seed, k), c.batch_size, start
+            )
+
         with tf.GradientTape() as tape:
             fake = self.generator(z, training=True)
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            real_logits = self.discriminator(augment(real, 1), training=True)
+            fake_logits = self.discriminator(augment(fake, 2), training=True)
             d_loss = tf.reduce_sum(discriminator_loss(real_logits, fake_logits)) * scale
         grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
         self.d_opt.apply_gradients(zip(grads, self.discriminator.trainable_variables))
         for _ in range(c.g_steps):
             with tf.GradientTape() as tape:
-                fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+                fake_logits = self.discriminator(augment(self.generator(z, training=True), 3), training=True)
                 g_loss = tf.reduce_sum(generator_loss(fake_logits)) * scale
             grads = tape.gradient(g_loss, self.generator.trainable_variables)
             self.g_opt.apply_gradients(zip(grads, self.generator.trainable_variables))
@@ -209,7 +239,19 @@ class Trainer:
 
     def _distributed_step(self, real, step):
         per_replica = self.strategy.run(self._replica_step, args=(real, step))
+        if self.ema_generator is not None:
+            self._update_ema(step)
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
+    def _update_ema(self, step):
+        """EMA of G's trainable weights, in cross-replica context (every replica gets the same).
+
+        The decay ramps up as min(decay, (1 + t) / (10 + t)), as in tf.train.ExponentialMovingAverage,
+        so the first steps' random weights fade quickly."""
+        t = tf.cast(step, tf.float32)
+        decay = tf.minimum(self.config.ema, (1.0 + t) / (10.0 + t))
+        for avg, w in zip(self.ema_generator.trainable_variables, self.generator.trainable_variables):
+            avg.assign(decay * avg + (1.0 - decay) * w)
 
     def train_step(self, real, step: int) -> dict[str, float]:
         """One D update then `g_steps` G updates on a global batch; returns the losses."""
@@ -224,12 +266,13 @@ class Trainer:
         )
 
     def sample_grid(self) -> np.ndarray:
-        images = self.generator(self.fixed_z(), training=False).numpy()
+        images = self.final_generator(self.fixed_z(), training=False).numpy()
         return image_grid(images, rows=8)
 
     def recalibrate(self, real_batches, batches: int = 16) -> None:
         """Set G's and D's batch-norm statistics to the population statistics of the
-        current weights (the mean over `batches` batches), for inference mode.
+        current weights (the mean over `batches` batches), for inference mode; with an
+        EMA generator, for both generators, and D's from the EMA generator's samples.
 
         During GAN training the weights move faster than a moving average can follow,
         and inference-mode samples drift far from training-mode ones; inpainting runs
@@ -241,13 +284,14 @@ class Trainer:
             tf.random.stateless_uniform([c.batch_size, c.latent_dim], seed=[c.seed, -2 - i], minval=-1.0, maxval=1.0)
             for i in range(batches)
         ]
-        with _cumulative_batch_norm(self.generator) as advance:
-            for z in z_batches:
-                advance()
-                self.generator(z, training=True)
+        for g in {id(g): g for g in (self.generator, self.final_generator)}.values():
+            with _cumulative_batch_norm(g) as advance:
+                for z in z_batches:
+                    advance()
+                    g(z, training=True)
         inputs = []
         for real, z in zip(real_batches, z_batches):
-            inputs += [real, self.generator(z, training=False)]
+            inputs += [real, self.final_generator(z, training=False)]
         with _cumulative_batch_norm(self.discriminator) as advance:
             for x in inputs:
                 advance()
@@ -282,8 +326,11 @@ def _check_resume(run_dir: Path, config: TrainConfig) -> None:
     if not path.exists():
         return
     old = json.loads(path.read_text())
-    new = dataclasses.asdict(config)
-    changed = [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in FIXED_ON_RESUME if old.get(k) != new[k]]
+    new = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as JSON lists, as saved
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    changed = [
+        f"{k}: {old.get(k, defaults[k])!r} -> {new[k]!r}" for k in FIXED_ON_RESUME if old.get(k, defaults[k]) != new[k]
+    ]
     if changed:
         raise TrainingError(f"{run_dir} holds a run with other settings ({'; '.join(changed)}); use another --run-dir")
 
@@ -299,6 +346,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
         data.DataError: the dataset spec names nothing usable.
     """
     config = config.resolved()
+    if not isinstance(config.dataset, str):
+        config = dataclasses.replace(config, dataset=tuple(config.dataset))
     run_dir = Path(config.run_dir)
     _check_resume(run_dir, config)
     source = data_lib.resolve(config.dataset, config.preprocess, config.holdout)
@@ -392,11 +441,21 @@ def _elapsed(run_dir: Path) -> float:
     return 0.0
 
 
+def _dataset_record(dataset: str | tuple[str, ...], source) -> str | list[str]:
+    if source.kind != "files":
+        return dataset
+    if isinstance(dataset, str):
+        return os.path.abspath(dataset)
+    return [os.path.abspath(d) for d in dataset]
+
+
 def _save_models(
     trainer: Trainer, run_dir: Path, source, count: int, steps_per_epoch: int, step: int, seconds: float
 ) -> None:
     c = trainer.config
-    trainer.generator.save(run_dir / "generator.keras")
+    trainer.final_generator.save(run_dir / "generator.keras")
+    if trainer.ema_generator is not None:  # the raw training weights, to compare with the average
+        trainer.generator.save(run_dir / "generator_online.keras")
     trainer.discriminator.save(run_dir / "discriminator.keras")
     card = {
         "format": "tfinpaint-run/1",
@@ -405,9 +464,11 @@ def _save_models(
         "channels": c.channels,
         "width": c.width,
         "batch_norm": c.batch_norm,
+        "ema": c.ema,
+        "augment": c.augment,
         "preprocess": c.preprocess,
         # folders as absolute paths, so evaluation finds them from anywhere
-        "dataset": os.path.abspath(c.dataset) if source.kind == "files" else c.dataset,
+        "dataset": _dataset_record(c.dataset, source),
         "training_images": count,
         "batch_size": c.batch_size,
         "steps": step,
