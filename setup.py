@@ -19,13 +19,26 @@ setup(
     long_description=(here / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    # cli/ is installed as tfinpaint.cli, never as a top-level package named `cli`.
-    packages=["tfinpaint", "tfinpaint.cli"],
-    package_dir={"tfinpaint": "tfinpaint", "tfinpaint.cli": "cli"},
+    # cli/ is installed as tfinpaint.cli, never as a top-level package named `cli`, and the
+    # shipped models in saved_models/ as package data of tfinpaint.saved_models, so a wheel or
+    # a non-editable install finds them from any working directory.
+    packages=["tfinpaint", "tfinpaint.cli", "tfinpaint.saved_models"],
+    package_dir={"tfinpaint": "tfinpaint", "tfinpaint.cli": "cli", "tfinpaint.saved_models": "saved_models"},
+    package_data={
+        "tfinpaint.saved_models": [
+            "*/model.json",
+            "*/samples.png",
+            "*/[0-9]*/saved_model.pb",
+            "*/[0-9]*/fingerprint.pb",
+            "*/[0-9]*/variables/*",
+            "*/[0-9]*/assets/*",
+        ]
+    },
     install_requires=requirements,
     extras_require={
         "eval": EVAL,
-        "test": ["pytest>=7", "ruff>=0.4", *EVAL],  # the tests cover every baseline
+        # the tests cover every baseline; import-linter holds the modules' one-way flow
+        "test": ["pytest>=7", "ruff>=0.4", "import-linter>=2.1", *EVAL],
     },
     entry_points={"console_scripts": ["tfinpaint=tfinpaint.cli:main"]},
 )

@@ -16,8 +16,8 @@ import numpy as np  # noqa: E402
 from _common import table  # noqa: E402
 
 from tfinpaint import blend, masks  # noqa: E402
-from tfinpaint.inpaint import inpaint  # noqa: E402
 from tfinpaint.models import build_pair  # noqa: E402
+from tfinpaint.search import inpaint  # noqa: E402
 
 
 def main():

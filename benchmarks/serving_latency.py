@@ -7,7 +7,6 @@ With --model, times that exported model; otherwise exports the paper's architect
 """
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -19,19 +18,21 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _common import table  # noqa: E402
 
-from tfinpaint import masks  # noqa: E402
-from tfinpaint.export import export, latest_version  # noqa: E402
+from tfinpaint import (
+    masks,  # noqa: E402
+    store,  # noqa: E402
+)
+from tfinpaint.export import export  # noqa: E402
 from tfinpaint.models import build_pair  # noqa: E402
+from tfinpaint.store import latest_version  # noqa: E402
 
 
 def untrained_export(width: int) -> Path:
     run = Path(tempfile.mkdtemp())
     g, d = build_pair(64, width, 100)
-    g.save(run / "generator.keras")
-    d.save(run / "discriminator.keras")
-    (run / "model.json").write_text(json.dumps({"image_size": 64, "latent_dim": 100, "channels": 3}))
+    card = store.ModelCard(format=store.RUN_FORMAT, image_size=64, latent_dim=100, width=width)
     base = run / "export"
-    export(run, base)
+    export(store.Model(g, d, card, run), base)
     return base
 
 

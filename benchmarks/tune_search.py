@@ -16,9 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from _common import table  # noqa: E402
 
-from tfinpaint.evaluate import evaluate  # noqa: E402
-from tfinpaint.fill import load_model  # noqa: E402
-from tfinpaint.inpaint import SearchSettings  # noqa: E402
+from tfinpaint.evaluate import compare  # noqa: E402
+from tfinpaint.search import SearchSettings  # noqa: E402
+from tfinpaint.store import load_model  # noqa: E402
 
 GRID = [
     {},
@@ -55,18 +55,18 @@ def main():
     ap.add_argument("--grid", default=None, help='rows as JSON, e.g. \'[{}, {"restarts": 3}]\' (default: GRID)')
     args = ap.parse_args()
     model = load_model(args.model)
-    files = model.card["heldout"][args.first : args.first + args.count]
+    files = model.card.heldout[args.first : args.first + args.count]
     base = SearchSettings(**parse(args.base))
     rows = []
     for change in json.loads(args.grid) if args.grid else GRID:
         settings = SearchSettings(**{**base.__dict__, **change})
         t = time.perf_counter()
-        scores = evaluate(model, files, kinds=args.masks.split(","), settings=settings)
+        scores = compare(model, files, args.masks.split(","), ("ours", "mean"), settings=settings)
         took = time.perf_counter() - t
         cells = [f"{s.psnr:.2f} / {s.ssim:.3f}" for s in scores if s.method == "ours"]
         rows.append((", ".join(f"{k}={v}" for k, v in change.items()) or "base", *cells, f"{took:.0f}"))
         print(rows[-1], flush=True)
-    mean = [f"{s.psnr:.2f} / {s.ssim:.3f}" for s in scores if s.method == "mean colour"]
+    mean = [f"{s.psnr:.2f} / {s.ssim:.3f}" for s in scores if s.method == "mean"]
     rows.append(("mean colour fill", *mean, ""))
     print(f"\n{len(files)} held-out images ({files[0]} ...), base: {base}")
     print(table(("change", *[f"{k} PSNR / SSIM" for k in args.masks.split(",")], "seconds"), rows))

@@ -1,5 +1,5 @@
 """The `tfinpaint` command line; installed as the package `tfinpaint.cli`."""
 
-from tfinpaint.cli.main import main
+from .main import main
 
 __all__ = ["main"]

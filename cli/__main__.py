@@ -1,3 +1,3 @@
-from tfinpaint.cli.main import main
+from .main import main
 
 main()

@@ -1,7 +1,8 @@
-"""`tfinpaint`: train a DCGAN, fill holes in images, export for TF Serving.
+"""`tfinpaint`: train a DCGAN, fill holes in images, export for TF Serving, evaluate.
 
-Thin by design: options are parsed here, the work is done by the library. TensorFlow
-is imported inside each command so `--help` answers at once.
+Thin by design: options are parsed here, the work is done by the library, and the
+results are printed. TensorFlow is imported inside each command so `--help` answers
+at once; every expected failure (`tfinpaint.TfinpaintError`) is one line, no traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,18 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
+
+from tfinpaint import TfinpaintError, check_backend
+from tfinpaint.constants import (
+    BLENDS,
+    EVAL_KINDS,
+    EVAL_METHODS,
+    IMAGE_SIZES,
+    MASK_KINDS,
+    PREPROCESS,
+    SIDES,
+    STRATEGIES,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -23,21 +35,9 @@ def friendly_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            from tfinpaint._backend import BackendError
-
-            expected: tuple[type[BaseException], ...] = (BackendError,)
-            from tfinpaint.data import DataError
-            from tfinpaint.export import ExportError
-            from tfinpaint.fill import ModelError
-            from tfinpaint.masks import MaskError
-            from tfinpaint.train import TrainingError
-
-            expected += (DataError, ExportError, MaskError, ModelError, TrainingError)
-        except Exception as e:  # the backend check itself failed on import
-            raise click.ClickException(str(e)) from None
-        try:
+            check_backend()
             return fn(*args, **kwargs)
-        except expected as e:
+        except TfinpaintError as e:
             raise click.ClickException(str(e)) from None
         except KeyboardInterrupt:
             click.echo("\nInterrupted.", err=True)
@@ -46,16 +46,47 @@ def friendly_errors(fn):
     return wrapper
 
 
-def _progress_to(bar):
-    """A callback for `inpaint` that moves a click progress bar to iteration `it`."""
-    done = 0
+def search_options(fn):
+    """The latent-search options `fill`, `export` and `evaluate` share; None = the model card's."""
+    options = [
+        click.option(
+            "--iterations", type=click.IntRange(min=0), default=None, help="Latent-search steps (default: the model's)."
+        ),
+        click.option(
+            "--lam",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="Weight of the perceptual loss (default: the model's).",
+        ),
+        click.option(
+            "--lr",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="Adam learning rate on z (default: the model's).",
+        ),
+        click.option(
+            "--restarts",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Latents searched per image; the best is kept (default: the model's).",
+        ),
+        click.option(
+            "--weighted/--unweighted",
+            default=None,
+            help="Weight the contextual loss by the missing pixels around each known one (default: the model's).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
-    def progress(it: int, loss: float) -> None:
-        nonlocal done
-        bar.update(it - done, loss)
-        done = it
 
-    return progress
+def _comma_list(value: str, choices: tuple[str, ...], param: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    for item in items:
+        if item not in choices:
+            raise click.BadParameter(f"unknown {item!r}; expected some of {', '.join(choices)}", param_hint=param)
+    return items
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,7 +95,8 @@ def main():
     """Semantic image inpainting with deep generative models (Yeh et al., 2016).
 
     Train a DCGAN on clean images (`train`), fill the holes of images by searching
-    its latent space (`fill`), and export the model for TF Serving (`export`).
+    its latent space (`fill`), export the model for TF Serving (`export`), and compare
+    with local methods (`evaluate`).
     """
 
 
@@ -80,13 +112,17 @@ def main():
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="TFDS data directory.")
 @click.option(
     "--preprocess",
-    type=click.Choice(["celeba", "svhn", "square"]),
+    type=click.Choice(PREPROCESS),
     default=None,
     help="celeba: centre square of 108/178 of the width; svhn: resize; square: largest centre square. "
     "Default: by dataset.",
 )
 @click.option(
-    "--image-size", type=click.Choice(["32", "64", "128"]), default="64", show_default=True, help="Model image size."
+    "--image-size",
+    type=click.Choice([str(s) for s in IMAGE_SIZES]),
+    default="64",
+    show_default=True,
+    help="Model image size.",
 )
 @click.option(
     "--width", type=click.IntRange(min=1), default=64, show_default=True, help="Base channel width c (64 in the paper)."
@@ -119,7 +155,7 @@ def main():
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option(
     "--strategy",
-    type=click.Choice(["default", "mirrored", "multiworker"]),
+    type=click.Choice(STRATEGIES),
     default="default",
     show_default=True,
     help="tf.distribute strategy: one device, all local GPUs, or workers from TF_CONFIG.",
@@ -154,13 +190,10 @@ def main():
 )
 @friendly_errors
 def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datasets, augment, **options):
-    from tfinpaint.augment import parse_policy
+    from tfinpaint.constants import AUGMENT_POLICIES
     from tfinpaint.train import TrainConfig, train
 
-    try:
-        parse_policy(augment)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--augment") from None
+    _comma_list(augment, AUGMENT_POLICIES, "--augment")
     config = TrainConfig(
         dataset=datasets[0] if len(datasets) == 1 else tuple(datasets),
         augment=augment,
@@ -182,7 +215,7 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
     "mask_spec",
     default="block",
     show_default=True,
-    help="block, random, half, pattern, a mask file (white = missing) or a folder of masks named like the images.",
+    help=f"{', '.join(MASK_KINDS)}, a mask file (white = missing) or a folder of masks named like the images.",
 )
 @click.option("--mask-invert", is_flag=True, help="Mask files: black = missing instead of white.")
 @click.option(
@@ -199,11 +232,7 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
     help="Share of pixels missing in the random mask.",
 )
 @click.option(
-    "--side",
-    type=click.Choice(["left", "right", "top", "bottom"]),
-    default="left",
-    show_default=True,
-    help="Missing half for the half mask.",
+    "--side", type=click.Choice(SIDES), default="left", show_default=True, help="Missing half for the half mask."
 )
 @click.option(
     "--model",
@@ -218,32 +247,10 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
     show_default=True,
     help="Output folder (created if missing).",
 )
-@click.option(
-    "--iterations", type=click.IntRange(min=0), default=None, help="Latent-search steps (default: the model's)."
-)
-@click.option(
-    "--lam", type=click.FloatRange(min=0), default=None, help="Weight of the perceptual loss (default: the model's)."
-)
-@click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Adam learning rate on z (default: the model's).",
-)
-@click.option(
-    "--restarts",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Latents searched per image; the best is kept (default: the model's).",
-)
-@click.option(
-    "--weighted/--unweighted",
-    default=None,
-    help="Weight the contextual loss by the missing pixels around each known one (default: the model's).",
-)
+@search_options
 @click.option(
     "--blend",
-    type=click.Choice(["poisson", "overlay"]),
+    type=click.Choice(BLENDS),
     default="poisson",
     show_default=True,
     help="Poisson blending (eq. 6) or plain overlay (eq. 5).",
@@ -255,82 +262,40 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
 @click.option("--panel", is_flag=True, help="Also write NAME_panel.png: original, masked input, G(z), result.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @friendly_errors
-def fill_command(
-    images,
-    mask_spec,
-    mask_invert,
-    block_size,
-    missing,
-    side,
-    model_spec,
-    out,
-    blend,
-    seed,
-    batch_size,
-    panel,
-    overwrite,
-    **search,
-):
+def fill_command(images, mask_spec, mask_invert, model_spec, out, panel, overwrite, **options):
     from tfinpaint import fill as fill_lib
-    from tfinpaint.data import load_image_file
-    from tfinpaint.inpaint import inpaint
 
-    outputs = [(out / f"{p.stem}_filled.png", out / f"{p.stem}_panel.png") for p in images]
-    names = [o[0].name for o in outputs]
-    if len(set(names)) != len(names):
-        raise click.BadParameter("two images share a name; their outputs would collide", param_hint="IMAGES")
-    if not overwrite:
-        for filled, pan in outputs:
-            for target in (filled, pan) if panel else (filled,):
-                if target.exists():
-                    raise click.ClickException(f"{target} exists; pass --overwrite to replace it")
-    photos = []
-    for p in images:
-        if not p.is_file():
-            raise click.ClickException(f"Cannot read image {p}: no such file")
-        photos.append(load_image_file(p))
-    model = fill_lib.load_model(model_spec)
-    size, preprocess = model.image_size, model.preprocess
-    photo_masks = fill_lib.masks_for(
-        mask_spec,
-        list(images),
-        [ph.shape[:2] for ph in photos],
-        preprocess,
-        size,
-        seed=seed,
-        invert=mask_invert,
-        block_size=block_size,
-        missing=missing,
-        side=side,
-    )
-    prepared = [fill_lib.prepare(ph, m, preprocess, size, str(p)) for ph, m, p in zip(photos, photo_masks, images)]
-    settings = fill_lib.search_settings(model.card, **search, seed=seed)
-    for start in range(0, len(prepared), batch_size):
-        batch = prepared[start : start + batch_size]
-        label = f"Filling {start + 1}-{start + len(batch)} of {len(prepared)}"
-        with click.progressbar(
-            length=settings.iterations,
-            label=label,
-            show_pos=True,
-            item_show_func=lambda loss: f"loss {loss:.2f}" if loss is not None else "",
-        ) as bar:
-            result = inpaint(
-                np.stack([b.model_image for b in batch]),
-                np.stack([b.model_mask for b in batch]),
-                model.generator,
-                model.discriminator,
-                settings,
-                blend="overlay",
-                progress=_progress_to(bar),
+    fill_lib.check_outputs(images, out, panel, overwrite)
+    progress = _BatchProgress()
+    for result in fill_lib.fill(images, model_spec, mask_spec, invert=mask_invert, progress=progress, **options):
+        progress.close()
+        for path in fill_lib.save(result, out, panel=panel):
+            click.echo(f"Wrote {path}")
+
+
+class _BatchProgress:
+    """A click progress bar for each batch's search, fed by `fill`'s progress callback."""
+
+    def __init__(self):
+        self.bar, self.label, self.done = None, None, 0
+
+    def __call__(self, label: str, iteration: int, iterations: int, loss: float) -> None:
+        if label != self.label:
+            self.close()
+            self.bar = click.progressbar(
+                length=iterations,
+                label=label,
+                show_pos=True,
+                item_show_func=lambda x: "" if x is None else f"loss {x:.2f}",
             )
-        for k, prep in enumerate(batch):
-            filled_path, panel_path = outputs[start + k]
-            filled = fill_lib.paste_back(prep, result.generated[k], blend)
-            fill_lib.save_image(filled_path, filled)
-            click.echo(f"Wrote {filled_path}")
-            if panel:
-                fill_lib.save_image(panel_path, fill_lib.panel(prep, result.generated[k], filled))
-                click.echo(f"Wrote {panel_path}")
+            self.label, self.done = label, 0
+        self.bar.update(iteration - self.done, loss)
+        self.done = iteration
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.render_finish()
+        self.bar, self.label = None, None
 
 
 @main.command(
@@ -338,10 +303,9 @@ def fill_command(
 )
 @click.option(
     "--model",
-    "run_dir",
+    "model_spec",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Training run directory (from `tfinpaint train`).",
+    help="Training run directory, exported model directory, or a shipped model's name.",
 )
 @click.option(
     "--out",
@@ -353,25 +317,14 @@ def fill_command(
     "--version", "version", type=click.IntRange(min=1), default=1, show_default=True, help="Version folder to write."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing version.")
-@click.option(
-    "--iterations",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Default search steps of serving_default (default: the run's or the library's).",
-)
-@click.option("--lam", type=click.FloatRange(min=0), default=None, help="Default perceptual weight.")
-@click.option("--restarts", type=click.IntRange(min=1), default=None, help="Default restarts.")
+@search_options
 @friendly_errors
-def export_command(run_dir, out, version, overwrite, **search):
+def export_command(model_spec, out, version, overwrite, **search):
     from tfinpaint.export import export
-    from tfinpaint.fill import search_settings
-    from tfinpaint.train import load_run
+    from tfinpaint.store import load_model
 
-    if not run_dir.exists():
-        raise click.ClickException(f"Model {run_dir} does not exist")
-    _, _, card = load_run(run_dir)
-    settings = search_settings(card, **search)
-    target = export(run_dir, out, version=version, overwrite=overwrite, settings=settings)
+    model = load_model(model_spec)
+    target = export(model, out, version=version, overwrite=overwrite, settings=model.card.search_settings(**search))
     click.echo(f"Wrote {target} (signatures: serving_default, inpaint, generate, discriminate)")
 
 
@@ -385,13 +338,17 @@ def export_command(run_dir, out, version, overwrite, **search):
 )
 @click.option("--model", "model_spec", default=None, help="Run directory, export, or shipped model name.")
 @click.option(
-    "--masks", "kinds", default="block,random,half,pattern", show_default=True, help="Comma-separated mask kinds."
+    "--masks",
+    "kinds",
+    default="block,random,half,pattern",
+    show_default=True,
+    help=f"Comma-separated mask kinds: {', '.join(EVAL_KINDS)} (none: how closely G reproduces each image).",
 )
 @click.option(
     "--methods",
     default="ours,tv,telea,ns,biharmonic,lowrank,nearest",
     show_default=True,
-    help="Comma-separated methods: ours, tv, telea, ns, biharmonic, lowrank, nearest.",
+    help=f"Comma-separated methods: {', '.join(EVAL_METHODS)} (mean: the known pixels' mean colour).",
 )
 @click.option("--n", "n", type=click.IntRange(min=1), default=200, show_default=True, help="Images to score.")
 @click.option(
@@ -400,46 +357,33 @@ def export_command(run_dir, out, version, overwrite, **search):
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for results.md, results.csv, results.json and figure_MASK.png.",
 )
-@click.option("--iterations", type=click.IntRange(min=0), default=None, help="Search steps (default: the model's).")
+@search_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random masks.")
 @friendly_errors
-def evaluate_command(data_dir, model_spec, kinds, methods, n, out, iterations, seed):
+def evaluate_command(data_dir, model_spec, kinds, methods, n, out, seed, **search):
     from tfinpaint import evaluate as ev
-    from tfinpaint import masks as masks_lib
-    from tfinpaint.baselines import MissingDependency
-    from tfinpaint.fill import load_model, search_settings
+    from tfinpaint.store import load_model
 
-    kinds = [k.strip() for k in kinds.split(",") if k.strip()]
-    methods = [m.strip() for m in methods.split(",") if m.strip()]
-    for k in kinds:
-        if k not in masks_lib.KINDS:
-            raise click.BadParameter(
-                f"unknown mask kind {k!r}; expected some of {masks_lib.KINDS}", param_hint="--masks"
-            )
-    for m in methods:
-        if m not in ev.METHODS:
-            raise click.BadParameter(f"unknown method {m!r}; expected some of {ev.METHODS}", param_hint="--methods")
+    kinds = _comma_list(kinds, EVAL_KINDS, "--masks")
+    methods = _comma_list(methods, EVAL_METHODS, "--methods")
     if not data_dir.is_dir():
         raise click.ClickException(f"{data_dir} is not a folder of images")
     model = load_model(model_spec)
     files, note = ev.choose_images(data_dir, model, n)
     click.echo(f"Scoring {len(files)} {note}", err=note.startswith("WARNING"))
-    settings = search_settings(model.card, iterations=iterations)
+    settings = model.card.search_settings(**search)
     steps = len(kinds) * len(methods)
     with click.progressbar(length=steps, label="Evaluating", item_show_func=lambda s: s or "") as bar:
-        try:
-            ev.compare(
-                model,
-                files,
-                kinds,
-                methods,
-                out,
-                seed=seed,
-                settings=settings,
-                note=note,
-                progress=lambda what: bar.update(1, what),
-            )
-        except MissingDependency as e:
-            raise click.ClickException(str(e)) from None
+        ev.compare(
+            model,
+            files,
+            kinds,
+            methods,
+            out,
+            seed=seed,
+            settings=settings,
+            note=note,
+            progress=lambda what: bar.update(1, what),
+        )
     click.echo((out / "results.md").read_text())
     click.echo(f"Wrote {out / 'results.md'}, results.csv, results.json and {len(kinds)} figures")

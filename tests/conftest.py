@@ -75,7 +75,7 @@ def rng() -> np.random.Generator:
 def tiny_export(tmp_path_factory, tiny_run) -> Path:
     """The tiny run exported as a TF Serving model base path, searching 20 steps by default."""
     from tfinpaint.export import export
-    from tfinpaint.inpaint import SearchSettings
+    from tfinpaint.search import SearchSettings
 
     base = tmp_path_factory.mktemp("export") / "tiny"
     export(tiny_run, base, settings=SearchSettings(iterations=20, restarts=2))

@@ -13,9 +13,8 @@ from click.testing import CliRunner
 from tfinpaint import blend, masks
 from tfinpaint.cli import main
 from tfinpaint.export import ExportError, export, poisson_blend
-from tfinpaint.fill import load_model
-from tfinpaint.inpaint import inpaint
-from tfinpaint.train import load_run
+from tfinpaint.search import inpaint
+from tfinpaint.store import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +67,8 @@ def test_saved_model_cli_lists_the_signatures(tiny_export):
 
 
 def test_fresh_process_matches_the_python_api(tiny_export, tiny_run, faces_u8, tmp_path):
-    g, d, _ = load_run(tiny_run)
+    run = load_model(tiny_run)
+    g, d = run.generator, run.discriminator
     m3 = np.stack([masks.block(32), masks.random(32, 0.8, np.random.default_rng(1)), masks.half(32)])
     z = np.random.default_rng(2).uniform(-1, 1, (5, 16)).astype(np.float32)
     inputs = {
@@ -179,7 +179,7 @@ def test_export_refuses_to_replace_and_leaves_nothing_half_written(tiny_run, tmp
         export(tiny_run, base, version=3)
     assert sorted(p.name for p in base.iterdir()) == ["1", "2", "model.json"]
     monkeypatch.undo()
-    assert load_model(base).card["version"] == 2  # the newest version is the one used
+    assert load_model(base).card.extra["version"] == 2  # the newest version is the one used
 
 
 def test_export_command(tiny_run, tmp_path):
@@ -196,7 +196,8 @@ def test_export_command(tiny_run, tmp_path):
 
 def test_fill_from_an_exported_model(tiny_export, tiny_run, faces_u8):
     exported = load_model(tiny_export)
-    g, d, _ = load_run(tiny_run)
+    run = load_model(tiny_run)
+    g, d = run.generator, run.discriminator
     y = faces_u8[:1].astype(np.float32) / 127.5 - 1.0
     a = inpaint(y, masks.block(32), exported.generator, exported.discriminator, iterations=10)
     b = inpaint(y, masks.block(32), g, d, iterations=10)

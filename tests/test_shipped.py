@@ -1,6 +1,7 @@
 """The pretrained models in saved_models/: their cards, their SavedModels, and a fill each."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,11 +10,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tfinpaint.cli import main
-from tfinpaint.export import latest_version
-from tfinpaint.fill import SHIPPED
+from tfinpaint.store import latest_version, shipped_dir
 
 MODELS = {"celeba64": "astronaut.png", "svhn64": "house_number.png"}
-EXAMPLES = SHIPPED.parent / "examples"
+SHIPPED = shipped_dir()
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

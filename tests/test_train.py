@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from tfinpaint import data
-from tfinpaint.train import TrainConfig, Trainer, TrainingError, load_run, train
+from tfinpaint.store import load_model
+from tfinpaint.train import TrainConfig, Trainer, TrainingError, train
 
 
 def _config(folder, run_dir, **kw):
@@ -50,7 +51,8 @@ def test_run_directory_holds_everything(tiny_run):
     assert (tiny_run / "heldout.txt").read_text().splitlines() == card["heldout"]
     config = json.loads((tiny_run / "config.json").read_text())
     assert config["lr"] == 2e-4 and config["beta1"] == 0.5 and config["preprocess"] == "celeba"
-    g, d, _ = load_run(tiny_run)
+    model = load_model(tiny_run)
+    g, d = model.generator, model.discriminator
     assert g(tf.zeros([1, 16])).shape == (1, 32, 32, 3) and d(tf.zeros([1, 32, 32, 3])).shape == (1, 1)
 
 
@@ -171,7 +173,8 @@ def test_ema_run_saves_the_average_and_resumes_it(few_faces, tmp_path):
     # about 1e-4, while the resumed average is as close as CPU arithmetic allows.
     for a, b in zip(straight.ema_generator.trainable_variables, resumed.ema_generator.trainable_variables):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=4e-5)
-    saved, _, card = load_run(tmp_path / "a")
+    loaded = load_model(tmp_path / "a")
+    saved, card = loaded.generator, loaded.card.to_dict()
     for a, b in zip(_weights(saved), _weights(straight.ema_generator)):
         np.testing.assert_array_equal(a, b)
     assert (tmp_path / "a" / "generator_online.keras").is_file()

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-POLICIES = ("color", "translation", "cutout")
+from tfinpaint.constants import AUGMENT_POLICIES
+
+POLICIES = AUGMENT_POLICIES
 TRANSLATION_RATIO = 1 / 8
 CUTOUT_RATIO = 1 / 2
 
@@ -70,9 +72,7 @@ def _cutout(x, seeds, global_batch, start):
     cx = _uniform(seeds[1], global_batch, start, n, (1, 1), 0, w + (1 - cw % 2), tf.int32)
     rows = tf.range(h)[None, :, None]
     cols = tf.range(w)[None, None, :]
-    inside = (
-        (rows >= cy - ch // 2) & (rows < cy - ch // 2 + ch) & (cols >= cx - cw // 2) & (cols < cx - cw // 2 + cw)
-    )
+    inside = (rows >= cy - ch // 2) & (rows < cy - ch // 2 + ch) & (cols >= cx - cw // 2) & (cols < cx - cw // 2 + cw)
     return x * tf.cast(~inside, x.dtype)[..., None]
 
 

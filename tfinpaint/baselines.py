@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfinpaint.errors import TfinpaintError
 
-class MissingDependency(ImportError):
+
+class MissingDependency(TfinpaintError, ImportError):
     """An optional package a baseline needs is not installed."""
 
 

@@ -16,20 +16,19 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+from tfinpaint.constants import PREPROCESS
+from tfinpaint.errors import DataError
+from tfinpaint.images import IMAGE_EXTENSIONS
+
 # Share of the width kept by the `celeba` preset: the paper's 108x108 centre of a
 # 178x218 aligned face (54x54 of the half-size copies in ../shared/data).
 CELEBA_CROP = 108 / 178
-PREPROCESS = ("celeba", "svhn", "square")
 TFDS_ALIASES = {"celeba_a": "celeb_a", "celeba": "celeb_a"}
 # Dataset -> (preprocess preset, default holdout).
 KNOWN = {"celeb_a": ("celeba", 2000), "svhn_cropped": ("svhn", 0)}
 SHUFFLE_CAP = 20_000
-
-
-class DataError(ValueError):
-    """A dataset spec that names nothing usable."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,8 +253,6 @@ def epoch_dataset(
 
 def load_image_file(path: str | os.PathLike) -> np.ndarray:
     """Any image file (grayscale, RGBA, palette, 16-bit) as uint8 RGB `[H, W, 3]`."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):

@@ -1,31 +1,29 @@
 """Scoring inpainting on real images: our search against simple baselines, per mask kind.
 
-Images are scored at the model's resolution after its own preprocessing, on [0, 1],
-as the paper does (64x64 faces and digits).
+One pipeline (`compare`) serves `tfinpaint evaluate`, the model cards' held-out figures
+and the tuning scripts. Images are scored at the model's resolution after its own
+preprocessing, on [0, 1], as the paper does (64x64 faces and digits). The mask kind
+`none` measures how closely G itself reproduces each image (G(z) after the search, no
+blending): the ceiling of every fill.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from tfinpaint import baselines, metrics, store
 from tfinpaint import data as data_lib
+from tfinpaint import images as images_lib
 from tfinpaint import masks as masks_lib
-from tfinpaint import metrics
-
-
-@dataclasses.dataclass(frozen=True)
-class Score:
-    """Mean PSNR (dB) and SSIM of one method on one mask kind over `n` images."""
-
-    mask: str
-    method: str
-    n: int
-    psnr: float
-    ssim: float
+from tfinpaint.constants import EVAL_KINDS, EVAL_METHODS
+from tfinpaint.errors import DataError
+from tfinpaint.search import SearchSettings, inpaint
 
 
 def load_images(files: Sequence[str | Path], preprocess: str, size: int) -> np.ndarray:
@@ -35,54 +33,15 @@ def load_images(files: Sequence[str | Path], preprocess: str, size: int) -> np.n
     )
 
 
+KINDS = EVAL_KINDS
+METHODS = EVAL_METHODS
+
+
 def make_masks(kind: str, n: int, size: int, seed: int) -> np.ndarray:
-    """`n` masks of one kind; random kinds are seeded per image."""
+    """`n` masks of one kind (`none`: nothing missing); random kinds are seeded per image."""
+    if kind == "none":
+        return np.ones((n, size, size, 1), np.float32)
     return np.stack([masks_lib.make(kind, size, rng=np.random.default_rng([seed, i])) for i in range(n)])
-
-
-def score(images: np.ndarray, filled: np.ndarray) -> tuple[float, float]:
-    """Mean PSNR and SSIM of filled images against the originals, both in [-1, 1]."""
-    a, b = (images + 1.0) / 2.0, (np.clip(filled, -1.0, 1.0) + 1.0) / 2.0
-    return (
-        float(np.mean([metrics.psnr(x, y) for x, y in zip(a, b)])),
-        float(np.mean([metrics.ssim(x, y) for x, y in zip(a, b)])),
-    )
-
-
-def evaluate(
-    model,
-    files: Sequence[str | Path],
-    kinds: Sequence[str] = ("block", "random", "half"),
-    settings=None,
-    seed: int = 0,
-    batch_size: int = 64,
-    progress: Callable[[str], None] | None = None,
-) -> list[Score]:
-    """Fill `files` under each mask kind with the model (Poisson blending) and with the
-    mean colour of the known pixels; returns one `Score` per mask kind and method."""
-    from tfinpaint.fill import search_settings
-    from tfinpaint.inpaint import inpaint
-
-    settings = settings or search_settings(model.card)
-    images = load_images(files, model.preprocess, model.image_size)
-    out = []
-    for kind in kinds:
-        m = make_masks(kind, len(images), model.image_size, seed)
-        filled = []
-        for start in range(0, len(images), batch_size):
-            if progress:
-                progress(f"{kind}: images {start + 1}-{min(start + batch_size, len(images))} of {len(images)}")
-            sl = slice(start, start + batch_size)
-            filled.append(inpaint(images[sl], m[sl], model.generator, model.discriminator, settings).filled)
-        out.append(Score(kind, "ours", len(images), *score(images, np.concatenate(filled))))
-        mean = np.stack([metrics.mean_colour_fill(x, k) for x, k in zip(images, m)])
-        out.append(Score(kind, "mean colour", len(images), *score(images, mean)))
-    return out
-
-
-# --- the paper's comparison (`tfinpaint evaluate`) ---------------------------------
-
-METHODS = ("ours", "tv", "telea", "ns", "biharmonic", "lowrank", "nearest")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,28 +84,18 @@ def measure(original: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> tuple
     )
 
 
-def _dataset_folder(model) -> Path | None:
-    """The model's training folder: as recorded, or relative to the repository (shipped models)."""
-    from tfinpaint.fill import SHIPPED
-
-    recorded = model.card.get("dataset", "")
-    for candidate in (Path(recorded), SHIPPED.parent / recorded):
-        if recorded and candidate.is_dir():
-            return candidate
-    return None
+def _repository(model: store.Model) -> Path | None:
+    """Shipped cards record their data relative to the repository they were made in."""
+    return store.shipped_dir().parent if model.shipped else None
 
 
-def training_images(model) -> list[str]:
-    """The files the model's run trained on (its dataset minus its held-out list)."""
-    from tfinpaint import data as data_lib
-
-    dataset = _dataset_folder(model)
-    if dataset is None:
-        raise data_lib.DataError(
-            f"The training images of {model.path} ({model.card.get('dataset', 'unknown')}) cannot be found"
-        )
-    held = {Path(f).name for f in model.card.get("heldout", [])}
-    return [f for f in data_lib.list_images(dataset) if Path(f).name not in held]
+def training_images(model: store.Model) -> list[str]:
+    """The files the model's run trained on (its datasets minus its held-out list)."""
+    folders = model.card.dataset_folders(_repository(model))
+    if not folders:
+        raise DataError(f"The training images of {model.path} ({model.card.dataset or 'unknown'}) cannot be found")
+    held = {Path(f).name for f in model.card.heldout}
+    return [f for folder in folders for f in data_lib.list_images(folder) if Path(f).name not in held]
 
 
 def choose_images(data_dir: str | Path, model, n: int) -> tuple[list[str], str]:
@@ -154,21 +103,19 @@ def choose_images(data_dir: str | Path, model, n: int) -> tuple[list[str], str]:
 
     When `data_dir` is the model's training folder, only its held-out images are used.
     """
-    from tfinpaint import data as data_lib
-
     files = data_lib.list_images(data_dir)
     if not files:
-        raise data_lib.DataError(f"No images found in {data_dir}")
-    dataset = _dataset_folder(model)
-    held = {Path(f).name for f in model.card.get("heldout", [])}
-    if dataset is not None and dataset.resolve() == Path(data_dir).resolve():
+        raise DataError(f"No images found in {data_dir}")
+    folders = [f.resolve() for f in model.card.dataset_folders(_repository(model))]
+    held = {Path(f).name for f in model.card.heldout}
+    if Path(data_dir).resolve() in folders:
         files = [f for f in files if Path(f).name in held]
         if not files:
-            raise data_lib.DataError(f"{data_dir} is the model's training folder and none of it was held out")
+            raise DataError(f"{data_dir} is the model's training folder and none of it was held out")
         return files[:n], f"held-out images of the model's training folder ({len(files)} held out)"
     try:
         trained = {Path(f).name for f in training_images(model)}
-    except data_lib.DataError:
+    except DataError:
         return files[:n], "images from outside the model's training folder (its training images were not found)"
     overlap = sum(Path(f).name in trained for f in files[:n])
     if overlap:
@@ -180,19 +127,25 @@ def run_method(
     method: str,
     images01: np.ndarray,
     masks: np.ndarray,
-    model=None,
-    settings=None,
+    model: store.Model | None = None,
+    settings: SearchSettings | None = None,
     candidates: np.ndarray | None = None,
+    batch_size: int = 64,
+    generated: bool = False,
 ) -> np.ndarray:
-    """Fill `[N, H, W, C]` images in [0, 1] with one method; returns filled images in [0, 1]."""
-    from tfinpaint import baselines
+    """Fill `[N, H, W, C]` images in [0, 1] with one method; returns filled images in [0, 1].
 
+    With `generated`, `ours` returns G(z) itself instead of the blended result.
+    """
     if method == "ours":
-        from tfinpaint.inpaint import inpaint
-
-        out = inpaint(images01 * 2 - 1, masks, model.generator, model.discriminator, settings).filled
-        return np.clip((out + 1) / 2, 0, 1)
+        out = []
+        for start in range(0, len(images01), batch_size):
+            sl = slice(start, start + batch_size)
+            r = inpaint(images01[sl] * 2 - 1, masks[sl], model.generator, model.discriminator, settings)
+            out.append(r.generated if generated else r.filled)
+        return np.clip((np.concatenate(out) + 1) / 2, 0, 1)
     fns = {
+        "mean": metrics.mean_colour_fill,
         "tv": lambda x, m: baselines.total_variation(x, m)[0],
         "lowrank": lambda x, m: baselines.low_rank(x, m)[0],
         "telea": lambda x, m: baselines.opencv(x, m, "telea"),
@@ -221,8 +174,6 @@ def comparison_grid(
 
 def write_tables(rows: list[Row], out: Path, header: dict) -> None:
     """results.md, results.csv and results.json in `out`."""
-    import csv
-    import json
 
     out.mkdir(parents=True, exist_ok=True)
     fields = [f.name for f in dataclasses.fields(Row)]
@@ -251,21 +202,25 @@ def write_tables(rows: list[Row], out: Path, header: dict) -> None:
 
 
 def compare(
-    model,
+    model: store.Model,
     files: Sequence[str | Path],
     kinds: Sequence[str],
     methods: Sequence[str],
-    out: Path,
+    out: Path | None = None,
     seed: int = 0,
-    settings=None,
+    settings: SearchSettings | None = None,
     note: str = "",
     progress: Callable[[str], None] | None = None,
 ) -> list[Row]:
-    """Score each method under each mask kind on `files`; write tables and one figure per mask."""
-    from tfinpaint.fill import search_settings
-    from tfinpaint.train import save_png
+    """Score each method under each mask kind on `files`; with `out`, write the tables and
+    one figure per mask kind there.
 
-    settings = settings or search_settings(model.card)
+    Under the kind `none` only `ours` is scored, on G(z) itself (no blending).
+    """
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"Unknown mask kind {kind!r}; expected some of {KINDS}")
+    settings = settings or model.card.search_settings()
     images01 = (load_images(files, model.preprocess, model.image_size) + 1.0) / 2.0
     candidates = None
     if "nearest" in methods:
@@ -274,22 +229,24 @@ def compare(
     for kind in kinds:
         m = make_masks(kind, len(images01), model.image_size, seed)
         filled = {}
-        for method in methods:
+        for method in methods if kind != "none" else [x for x in methods if x == "ours"]:
             if progress:
                 progress(f"{kind}: {method}")
-            filled[method] = run_method(method, images01, m, model, settings, candidates)
+            filled[method] = run_method(method, images01, m, model, settings, candidates, generated=kind == "none")
             scores = np.array([measure(x, f, k) for x, f, k in zip(images01, filled[method], m)])
             rows.append(Row(kind, method, len(images01), *map(float, scores.mean(axis=0))))
-        save_png(out / f"figure_{kind}.png", comparison_grid(images01, m, filled))
-    header = {
-        "model": str(model.path),
-        "images": len(images01),
-        "data": note,
-        "masks": ", ".join(kinds),
-        "random mask": "80% missing",
-        "seed": seed,
-        "search": dataclasses.asdict(settings),
-        "columns of the figures": "original, masked input, " + ", ".join(methods),
-    }
-    write_tables(rows, out, header)
+        if out is not None:
+            images_lib.save_png(Path(out) / f"figure_{kind}.png", comparison_grid(images01, m, filled))
+    if out is not None:
+        header = {
+            "model": str(model.path),
+            "images": len(images01),
+            "data": note,
+            "masks": ", ".join(kinds),
+            "random mask": "80% missing",
+            "seed": seed,
+            "search": dataclasses.asdict(settings),
+            "columns of the figures": "original, masked input, " + ", ".join(methods),
+        }
+        write_tables(rows, Path(out), header)
     return rows

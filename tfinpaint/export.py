@@ -20,29 +20,20 @@ by conjugate gradients on the masked Laplacian.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
 import types
 from pathlib import Path
 
-from tfinpaint._backend import require_tensorflow_backend
+import tensorflow as tf
 
-require_tensorflow_backend()
+from tfinpaint import store
+from tfinpaint.errors import ExportError
+from tfinpaint.search import SearchSettings, search_finish, search_start, search_step
 
-import tensorflow as tf  # noqa: E402
-
-from tfinpaint.inpaint import SearchSettings, contextual_loss, importance_weights, perceptual_loss  # noqa: E402
-
-ADAM_BETA2 = 0.999
-ADAM_EPSILON = 1e-7  # Keras's Adam, so the graph search follows the Python one step for step
 CG_TOLERANCE = 1e-6
 CG_MAX_ITERATIONS = 4000
-
-
-class ExportError(RuntimeError):
-    """The export cannot be written; nothing was left half-written."""
 
 
 def to_float(image: tf.Tensor) -> tf.Tensor:
@@ -126,7 +117,7 @@ class InpaintingModule(tf.Module):
         self.mask_spec = tf.TensorSpec([None, size, size, 1], tf.float32, name="mask")
         self.z_spec = tf.TensorSpec([None, latent], tf.float32, name="z")
         float_images = tf.TensorSpec([None, size, size, ch], tf.float32)
-        # Differentiable float functions, for `load_exported` (the Python API on a SavedModel).
+        # Differentiable float G and D, for Python users of the SavedModel (tf.saved_model.load).
         self.generator_fn = tf.function(lambda z: generator(z, training=False), input_signature=[self.z_spec])
         self.discriminator_fn = tf.function(lambda x: discriminator(x, training=False), input_signature=[float_images])
 
@@ -151,50 +142,21 @@ class InpaintingModule(tf.Module):
             return tf.identity(mask)
 
     def search(self, image, mask, iterations, lam, restarts, seed):
-        """The latent search and blending for uint8 images; returns the three outputs."""
+        """The latent search (the library's own step, in a `tf.while_loop`) and blending."""
         s = self.settings
+        g, d = self._keras.generator, self._keras.discriminator
         image = self._checked_image(image)
         mask = self._checked_mask(mask, image)
         y = to_float(image)
-        n = tf.shape(y)[0]
-        latent = self._keras.generator.latent_dim
-        y_k = tf.tile(tf.where(mask > 0.5, y, tf.zeros_like(y)), [restarts, 1, 1, 1])
-        m_k = tf.tile(mask, [restarts, 1, 1, 1])
-        w_k = importance_weights(m_k) if s.weighted else m_k
-        # row r * n + i: restart r of image i, from z drawn for (seed, r) as in the Python API
-        rows = tf.map_fn(
-            lambda r: tf.random.stateless_uniform([latent], seed=tf.stack([seed, r]), minval=-1.0, maxval=1.0),
-            tf.range(tf.cast(restarts, tf.int64)),
-            fn_output_signature=tf.float32,
-        )
-        z0 = tf.repeat(rows, n, axis=0)
+        inputs, state = search_start(y, mask, g.latent_dim, s.weighted, restarts, seed)
+        lr, beta1 = tf.constant(s.lr, tf.float32), tf.constant(s.beta1, tf.float64)
 
-        def loss_of(z):
-            g = self._keras.generator(z, training=False)
-            return contextual_loss(g, y_k, m_k, w_k) + lam * perceptual_loss(
-                self._keras.discriminator(g, training=False)
-            ), g
+        def body(*state):
+            state, _ = search_step(g, d, state, inputs, lam, lr, beta1)
+            return state
 
-        def body(t, z, m, v):
-            with tf.GradientTape() as tape:
-                tape.watch(z)
-                loss, _ = loss_of(z)
-                total = tf.reduce_sum(loss)
-            grad = tape.gradient(total, z)
-            step = tf.cast(t + 1, tf.float32)
-            m = m + (grad - m) * (1.0 - s.beta1)
-            v = v + (tf.square(grad) - v) * (1.0 - ADAM_BETA2)
-            alpha = s.lr * tf.sqrt(1.0 - ADAM_BETA2**step) / (1.0 - s.beta1**step)
-            z = tf.clip_by_value(z - alpha * m / (tf.sqrt(v) + ADAM_EPSILON), -1.0, 1.0)
-            return t + 1, z, m, v
-
-        zeros = tf.zeros_like(z0)
-        _, z, _, _ = tf.while_loop(lambda t, *_: t < iterations, body, [tf.constant(0), z0, zeros, zeros])
-        loss, generated = loss_of(z)
-        best = tf.argmin(tf.reshape(loss, [restarts, n]), axis=0, output_type=tf.int32)
-        pick = best * n + tf.range(n)
-        generated = tf.gather(generated, pick)
-        loss = tf.gather(loss, pick)
+        z, *_ = tf.while_loop(lambda z, m, v, t: t < iterations, body, state)
+        generated, loss, _ = search_finish(g, d, z, inputs, lam, tf.shape(y)[0], restarts)
         blended = poisson_blend(generated, y, mask)
         return {"inpainted": to_uint8(blended), "generated": to_uint8(generated), "loss": loss}
 
@@ -252,80 +214,51 @@ class InpaintingModule(tf.Module):
 
 
 def export(
-    run_dir: str | os.PathLike,
+    model: str | os.PathLike | store.Model,
     out: str | os.PathLike,
     version: int = 1,
     overwrite: bool = False,
     settings: SearchSettings | None = None,
     card_extra: dict | None = None,
 ) -> Path:
-    """Export a training run as a TF Serving model base path; returns the version folder.
+    """Export a model (a run, an export or a shipped name) as a TF Serving model base path;
+    returns the version folder.
 
     The SavedModel is written to a temporary folder beside its destination and renamed
     at the end, so a failed export leaves nothing behind.
     """
-    from tfinpaint.fill import search_settings
-    from tfinpaint.train import load_run
-
-    g, d, card = load_run(run_dir)
+    if not isinstance(model, store.Model):
+        model = store.load_model(model)
     out = Path(out)
     target = out / str(version)
     if target.exists() and not overwrite:
         raise ExportError(f"{target} exists; pass --overwrite to replace it, or choose another --version")
-    settings = settings or search_settings(card)
-    module = InpaintingModule(g, d, settings)
+    settings = settings or model.card.search_settings()
+    module = InpaintingModule(model.generator, model.discriminator, settings)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=out))
     try:
         tf.saved_model.save(module, str(tmp), signatures=module.signatures())
-        card = {
-            **card,
-            "format": "tfinpaint-export/1",
-            "version": version,
-            "search": dataclasses.asdict(settings),
-            "mask": "float32 [N, H, W, 1]: 1 = known pixel, 0 = missing",
-            **(card_extra or {}),
-        }
-        card_tmp = out / f".model.json.{os.getpid()}"
-        card_tmp.write_text(json.dumps(card, indent=2) + "\n")
+        card = dataclasses.replace(
+            model.card,
+            format=store.EXPORT_FORMAT,
+            search=dataclasses.asdict(settings),
+            extra={
+                **model.card.extra,
+                "version": version,
+                "mask": "float32 [N, H, W, 1]: 1 = known pixel, 0 = missing",
+                **(card_extra or {}),
+            },
+        )
+        for key in ("dataset", "heldout"):  # card_extra may replace the recorded data
+            if key in card.extra:
+                setattr(card, key, card.extra.pop(key))
         tmp.chmod(0o755)  # mkdtemp's 0700 would keep a server running as another user out
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
-        card_tmp.replace(out / "model.json")
+        card.write(out / store.CARD)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
-
-
-def latest_version(base: Path) -> Path:
-    versions = sorted((int(p.name), p) for p in base.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file())
-    if not versions:
-        raise ExportError(f"{base} holds no SavedModel version folder")
-    return versions[-1][1]
-
-
-class _Restored:
-    """A restored G or D function with the attributes `inpaint` reads."""
-
-    def __init__(self, fn, image_size: int, latent_dim: int, channels: int):
-        self.fn = fn
-        self.image_size = image_size
-        self.latent_dim = latent_dim
-        self.channels = channels
-
-    def __call__(self, x, training=False):
-        return self.fn(x)
-
-
-def load_exported(base: str | os.PathLike) -> tuple[_Restored, _Restored, dict]:
-    """G, D (as differentiable restored functions) and the card of an exported model."""
-    base = Path(base)
-    card = json.loads((base / "model.json").read_text())
-    loaded = tf.saved_model.load(str(latest_version(base)))
-    dims = (int(card["image_size"]), int(card["latent_dim"]), int(card.get("channels", 3)))
-    g = _Restored(loaded.generator_fn, *dims)
-    d = _Restored(loaded.discriminator_fn, *dims)
-    g.keep_alive = d.keep_alive = loaded
-    return g, d, card

@@ -1,13 +1,17 @@
-"""Filling real photos: any size in, the same size out, known pixels untouched.
+"""Filling photos: any size in, the same size out, known pixels untouched.
 
-A photo is cropped and resized to the model's input by the model's own preprocessing,
-its hole filled by the latent search, and G(z) (resized back) blended into the
-original at full resolution. Only the crop the model sees can be filled.
+`fill` is the whole job: it reads photos (paths or arrays) a batch at a time, makes or
+reads their masks, crops and resizes each to the model's input by the model's own
+preprocessing, runs the latent search, resizes G(z) back and blends it into the
+original once, at full resolution. Nothing but the current batch is held in memory.
+Only the crop the model sees can be filled.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,71 +19,18 @@ from PIL import Image
 
 from tfinpaint import blend as blend_lib
 from tfinpaint import data as data_lib
+from tfinpaint import images as images_lib
 from tfinpaint import masks as masks_lib
+from tfinpaint import store
+from tfinpaint.errors import DataError, MaskError, TfinpaintError
+from tfinpaint.search import BLENDS, SearchSettings, inpaint
 
-SHIPPED = Path(__file__).resolve().parents[1] / "saved_models"
-DEFAULT_MODEL = "celeba64"
-
-
-class ModelError(ValueError):
-    """A model path or name that does not lead to a tfinpaint model."""
-
-
-@dataclasses.dataclass
-class Model:
-    """A trained pair ready for `inpaint`, with its model card.
-
-    Attributes:
-        generator, discriminator: callables with `latent_dim`, `image_size`, `channels`.
-        card: the model card (image size, latent size, preprocessing, search defaults...).
-        path: where it was loaded from.
-    """
-
-    generator: object
-    discriminator: object
-    card: dict
-    path: Path
-
-    @property
-    def image_size(self) -> int:
-        return int(self.card["image_size"])
-
-    @property
-    def preprocess(self) -> str:
-        return self.card.get("preprocess", "square")
+Photo = str | os.PathLike | np.ndarray
+MaskSpec = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
 
 
-def resolve_model_path(spec: str | Path | None) -> Path:
-    """A model directory from a path or the name of a shipped model (None: the default)."""
-    spec = DEFAULT_MODEL if spec is None else spec
-    path = Path(spec)
-    if not path.exists() and len(path.parts) == 1 and (SHIPPED / path).exists():
-        path = SHIPPED / path
-    if not path.exists():
-        shipped = sorted(p.name for p in SHIPPED.iterdir() if p.is_dir()) if SHIPPED.is_dir() else []
-        raise ModelError(f"Model {spec} does not exist (shipped models: {', '.join(shipped) or 'none'})")
-    return path
-
-
-def load_model(spec: str | Path | None = None) -> Model:
-    """Load a training run directory or an exported model (`tfinpaint export`) by path or shipped name.
-
-    Raises:
-        ModelError: nothing there, or not a tfinpaint model.
-    """
-    path = resolve_model_path(spec)
-    card_path = path / "model.json"
-    if (path / "generator.keras").is_file() and card_path.is_file():
-        from tfinpaint.train import load_run
-
-        g, d, card = load_run(path)
-        return Model(g, d, card, path)
-    if card_path.is_file():
-        from tfinpaint.export import load_exported
-
-        g, d, card = load_exported(path)
-        return Model(g, d, card, path)
-    raise ModelError(f"{path} is not a tfinpaint model (no model.json with generator.keras or an exported SavedModel)")
+class OutputError(TfinpaintError, ValueError):
+    """An output file that must not or cannot be written."""
 
 
 @dataclasses.dataclass
@@ -101,20 +52,35 @@ class Prepared:
     model_mask: np.ndarray
 
 
-def _resize(array: np.ndarray, height: int, width: int, resample) -> np.ndarray:
-    """Resize a float `[h, w, c]` array channel by channel with Pillow."""
-    chans = [
-        np.asarray(Image.fromarray(array[..., k].astype(np.float32), mode="F").resize((width, height), resample))
-        for k in range(array.shape[-1])
-    ]
-    return np.stack(chans, axis=-1)
+@dataclasses.dataclass
+class FilledPhoto:
+    """One filled photo.
+
+    Attributes:
+        name: the photo's file name, or `image_<i>` for an array.
+        source: the photo's path (None for an array).
+        image: uint8 `[H, W, 3]`, the photo with its hole filled; known pixels as given.
+        generated: G(z) `[S, S, 3]` in [-1, 1] at the model's size.
+        loss: the search's final loss for this photo.
+        prepared: the photo, its mask and the model's view of them.
+    """
+
+    name: str
+    source: Path | None
+    image: np.ndarray
+    generated: np.ndarray
+    loss: float
+    prepared: Prepared
+
+    def panel(self) -> np.ndarray:
+        return panel(self.prepared, self.generated, self.image)
 
 
 def mask_in_photo(model_mask: np.ndarray, shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
     """A mask made at the model's size, stretched (nearest) over the region the model sees."""
     top, left, h, w = box
     full = np.ones(shape + (1,), np.float32)
-    full[top : top + h, left : left + w] = _resize(model_mask, h, w, Image.NEAREST) > 0.5
+    full[top : top + h, left : left + w] = images_lib.resize(model_mask, h, w, Image.NEAREST) > 0.5
     return full
 
 
@@ -122,19 +88,19 @@ def prepare(original: np.ndarray, mask: np.ndarray, preprocess: str, size: int, 
     """Crop and resize a photo and its mask `[H, W, 1]` to the model's input."""
     h, w = original.shape[:2]
     if mask.shape[:2] != (h, w):
-        raise masks_lib.MaskError(f"Expected a mask of shape {(h, w, 1)} for {name}, got {mask.shape}")
+        raise MaskError(f"Expected a mask of shape {(h, w, 1)} for {name}, got {mask.shape}")
     top, left, bh, bw = box = data_lib.crop_box(h, w, preprocess)
     outside = mask.copy()
     outside[top : top + bh, left : left + bw] = 1.0
     if (outside < 0.5).any():
-        raise masks_lib.MaskError(
+        raise MaskError(
             f"The mask of {name} has missing pixels outside the {bw}x{bh} region at ({left}, {top}) "
             f"that the model sees ({preprocess} preprocessing)"
         )
     crop = original[top : top + bh, left : left + bw]
     known = mask[top : top + bh, left : left + bw]
     model_image = data_lib.preprocess_numpy(crop, "svhn", size)  # already cropped: resize only
-    model_mask = (_resize(known.astype(np.float32), size, size, Image.BOX) > 1.0 - 1e-6).astype(np.float32)
+    model_mask = (images_lib.resize(known.astype(np.float32), size, size, Image.BOX) > 1.0 - 1e-6).astype(np.float32)
     model_image = np.where(model_mask > 0.5, model_image, 0.0).astype(np.float32)
     return Prepared(original, mask.astype(np.float32), box, model_image, model_mask)
 
@@ -147,46 +113,14 @@ def paste_back(prep: Prepared, generated: np.ndarray, method: str = "poisson") -
     top, left, h, w = prep.box
     target = prep.original.astype(np.float64)
     source = target.copy()
-    source[top : top + h, left : left + w] = (_resize(generated, h, w, Image.BICUBIC) + 1.0) * 127.5
+    source[top : top + h, left : left + w] = (images_lib.resize(generated, h, w, Image.BICUBIC) + 1.0) * 127.5
     if method == "poisson":
         out = blend_lib.poisson(source, target, prep.mask)
-    else:
+    elif method == "overlay":
         out = blend_lib.overlay(source, target, prep.mask)
+    else:
+        raise ValueError(f"Unknown blend {method!r}; expected one of {BLENDS}")
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
-
-
-def masks_for(
-    spec: str,
-    images: list[Path],
-    shapes: list[tuple[int, int]],
-    preprocess: str,
-    size: int,
-    *,
-    seed: int = 0,
-    invert: bool = False,
-    **kind_options,
-) -> list[np.ndarray]:
-    """One photo-sized mask `[H, W, 1]` per image from a mask spec.
-
-    `spec` is a kind (`block`, `random`, `half`, `pattern`: made at the model's size,
-    seeded per image), a mask file (for every image), or a folder of mask files
-    matched to the images by name.
-    """
-    out = []
-    for i, (path, (h, w)) in enumerate(zip(images, shapes)):
-        if spec in masks_lib.KINDS:
-            rng = np.random.default_rng([seed, i])
-            m = masks_lib.make(spec, size, rng=rng, **kind_options)
-            out.append(mask_in_photo(m, (h, w), data_lib.crop_box(h, w, preprocess)))
-        elif Path(spec).is_dir():
-            out.append(masks_lib.load(masks_lib.find_in_folder(spec, path), h, w, invert))
-        elif Path(spec).is_file():
-            out.append(masks_lib.load(spec, h, w, invert))
-        else:
-            raise masks_lib.MaskError(
-                f"Mask {spec!r} is neither one of {masks_lib.KINDS} nor an existing mask file or folder"
-            )
-    return out
 
 
 def panel(prep: Prepared, generated: np.ndarray, result: np.ndarray) -> np.ndarray:
@@ -194,18 +128,180 @@ def panel(prep: Prepared, generated: np.ndarray, result: np.ndarray) -> np.ndarr
     top, left, h, w = prep.box
     crop = np.s_[top : top + h, left : left + w]
     masked = np.where(prep.mask[crop] > 0.5, prep.original[crop], 255).astype(np.uint8)
-    gen = np.clip(np.round((_resize(generated, h, w, Image.BICUBIC) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    gap = np.full((h, 4, 3), 255, np.uint8)
-    return np.concatenate([prep.original[crop], gap, masked, gap, gen, gap, result[crop]], axis=1)
+    gen = images_lib.to_uint8(images_lib.resize(generated, h, w, Image.BICUBIC))
+    return images_lib.side_by_side([prep.original[crop], masked, gen, result[crop]])
 
 
-def save_image(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
+def photo_mask(
+    spec: MaskSpec,
+    index: int,
+    name: str,
+    shape: tuple[int, int],
+    preprocess: str,
+    size: int,
+    *,
+    seed: int = 0,
+    invert: bool = False,
+    **kind_options,
+) -> np.ndarray:
+    """The photo-sized mask `[H, W, 1]` of photo number `index` from a mask spec.
+
+    `spec` is a kind (`block`, `random`, `half`, `pattern`: made at the model's size,
+    seeded per photo by (seed, index)), a mask file (for every photo), a folder of mask
+    files matched to the photos by name, one array `[H, W, 1]` for every photo, or a
+    sequence of arrays, one per photo (1 = known).
+    """
+    h, w = shape
+    if isinstance(spec, np.ndarray) or (isinstance(spec, Sequence) and not isinstance(spec, str)):
+        m = np.asarray(spec if isinstance(spec, np.ndarray) else spec[index], np.float32)
+        return m[..., None] if m.ndim == 2 else m
+    if spec in masks_lib.KINDS:
+        m = masks_lib.make(spec, size, rng=np.random.default_rng([seed, index]), **kind_options)
+        return mask_in_photo(m, (h, w), data_lib.crop_box(h, w, preprocess))
+    path = Path(spec)
+    if path.is_dir():
+        return masks_lib.load(masks_lib.find_in_folder(path, name), h, w, invert)
+    if path.is_file():
+        return masks_lib.load(path, h, w, invert)
+    raise MaskError(f"Mask {str(spec)!r} is neither one of {masks_lib.KINDS} nor an existing mask file or folder")
 
 
-def search_settings(card: dict, **chosen):
-    """The card's search settings (its `search` key), with the fields given and not None replaced."""
-    from tfinpaint.inpaint import SearchSettings
+def read_photo(photo: Photo, index: int) -> tuple[str, Path | None, np.ndarray]:
+    """(name, path or None, uint8 `[H, W, 3]`) of a photo given as a path or an array."""
+    if isinstance(photo, np.ndarray):
+        image = photo if photo.ndim == 3 else photo[..., None]
+        if image.dtype != np.uint8 or image.shape[-1] not in (1, 3):
+            raise DataError(f"Expected photo {index} as uint8 [H, W, 3], got {photo.dtype} {list(photo.shape)}")
+        return f"image_{index}", None, np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+    path = Path(photo)
+    if not path.is_file():
+        raise DataError(f"Cannot read image {path}: no such file")
+    return path.name, path, data_lib.load_image_file(path)
 
-    return SearchSettings(**{**card.get("search", {}), **{k: v for k, v in chosen.items() if v is not None}})
+
+def output_paths(name: str, out: Path) -> tuple[Path, Path]:
+    """Where a photo's result and panel go: `OUT/STEM_filled.png`, `OUT/STEM_panel.png`."""
+    stem = Path(name).stem
+    return out / f"{stem}_filled.png", out / f"{stem}_panel.png"
+
+
+def check_outputs(photos: Sequence[Photo], out: Path, panel: bool, overwrite: bool) -> None:
+    """Refuse, before any work, outputs that would collide or replace files without `overwrite`."""
+    names = [
+        output_paths(Path(p).name if not isinstance(p, np.ndarray) else f"image_{i}", out) for i, p in enumerate(photos)
+    ]
+    filled = [n[0].name for n in names]
+    if len(set(filled)) != len(filled):
+        dup = next(f for f in filled if filled.count(f) > 1)
+        raise OutputError(f"Two photos would both be written to {out / dup}; give them different names")
+    if not overwrite:
+        for result, pan in names:
+            for target in (result, pan) if panel else (result,):
+                if target.exists():
+                    raise OutputError(f"{target} exists; pass --overwrite to replace it")
+
+
+def save(result: FilledPhoto, out: str | os.PathLike, panel: bool = False) -> list[Path]:
+    """Write a result (and its panel) to `out`; returns the paths written."""
+    filled_path, panel_path = output_paths(result.name, Path(out))
+    images_lib.save_png(filled_path, result.image)
+    written = [filled_path]
+    if panel:
+        images_lib.save_png(panel_path, result.panel())
+        written.append(panel_path)
+    return written
+
+
+def _check_inputs(photos: Sequence[Photo], mask: MaskSpec) -> None:
+    """The cheap checks, before any photo is filled: every file exists and has its mask."""
+    folder = None if isinstance(mask, (np.ndarray, Sequence)) and not isinstance(mask, str) else Path(mask)
+    for photo in photos:
+        if isinstance(photo, np.ndarray):
+            continue
+        if not Path(photo).is_file():
+            raise DataError(f"Cannot read image {photo}: no such file")
+        if folder is not None and folder.is_dir():
+            masks_lib.find_in_folder(folder, photo)
+
+
+Progress = Callable[[str, int, int, float], None]
+
+
+def fill(
+    photos: Iterable[Photo],
+    model: store.Model | str | os.PathLike | None = None,
+    mask: MaskSpec = "block",
+    *,
+    settings: SearchSettings | None = None,
+    blend: str = "poisson",
+    batch_size: int = 16,
+    seed: int = 0,
+    invert: bool = False,
+    progress: Progress | None = None,
+    **options,
+) -> Iterator[FilledPhoto]:
+    """Fill the holes of photos with the model, a batch at a time; yields one result per photo.
+
+    Args:
+        photos: file paths, or uint8 arrays `[H, W, 3]`, of any size.
+        model: a loaded `store.Model`, a shipped model's name, a run or an export folder
+            (None: the default shipped model).
+        mask: see `photo_mask`: a kind, a mask file, a folder of masks, or arrays.
+        settings: search settings (default: the model card's); keyword `options` that are
+            `SearchSettings` fields replace single fields, the others (`block_size`,
+            `missing`, `side`) shape generated masks.
+        blend: `poisson` (eq. 6) or `overlay` (eq. 5), at the photo's full resolution.
+        batch_size: photos searched together.
+        seed: seeds generated masks (per photo) and, unless `settings` says otherwise,
+            the initial latents.
+        invert: mask files: black = missing instead of white.
+        progress: called as `progress(label, iteration, iterations, loss)` during each
+            batch's search; `label` names the batch ("Filling 1-16 of 40").
+
+    Yields:
+        `FilledPhoto`s, in the order of `photos`.
+    """
+    if blend not in BLENDS:
+        raise ValueError(f"Unknown blend {blend!r}; expected one of {BLENDS}")
+    if not isinstance(model, store.Model):
+        model = store.load_model(model)
+    search_fields = {f.name for f in dataclasses.fields(SearchSettings)}
+    chosen = {k: v for k, v in options.items() if k in search_fields}
+    mask_options = {k: v for k, v in options.items() if k not in search_fields and v is not None}
+    if settings is None:
+        settings = model.card.search_settings(**{"seed": seed, **chosen})
+    elif chosen:
+        settings = dataclasses.replace(settings, **{k: v for k, v in chosen.items() if v is not None})
+    photos = list(photos)
+    _check_inputs(photos, mask)
+    total = len(photos)
+    for start in range(0, total, batch_size):
+        batch = []
+        for i in range(start, min(start + batch_size, total)):
+            name, path, original = read_photo(photos[i], i)
+            m = photo_mask(
+                mask,
+                i,
+                name,
+                original.shape[:2],
+                model.preprocess,
+                model.image_size,
+                seed=seed,
+                invert=invert,
+                **mask_options,
+            )
+            batch.append((name, path, prepare(original, m, model.preprocess, model.image_size, str(path or name))))
+        label = f"Filling {start + 1}-{start + len(batch)} of {total}"
+        report = (lambda it, loss, label=label: progress(label, it, settings.iterations, loss)) if progress else None
+        result = inpaint(
+            np.stack([b[2].model_image for b in batch]),
+            np.stack([b[2].model_mask for b in batch]),
+            model.generator,
+            model.discriminator,
+            settings,
+            blend=None,
+            progress=report,
+        )
+        for k, (name, path, prep) in enumerate(batch):
+            image = paste_back(prep, result.generated[k], blend)
+            yield FilledPhoto(name, path, image, result.generated[k], float(result.loss[k]), prep)

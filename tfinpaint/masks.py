@@ -11,15 +11,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+from scipy.ndimage import gaussian_filter
 
-from tfinpaint.data import IMAGE_EXTENSIONS
+from tfinpaint.constants import MASK_KINDS, SIDES
+from tfinpaint.errors import MaskError
+from tfinpaint.images import IMAGE_EXTENSIONS
 
-KINDS = ("block", "random", "half", "pattern")
-SIDES = ("left", "right", "top", "bottom")
-
-
-class MaskError(ValueError):
-    """A mask spec or mask file that cannot be used."""
+KINDS = MASK_KINDS
 
 
 def block(size: int, block_size: int | None = None) -> np.ndarray:
@@ -54,8 +53,6 @@ def half(size: int, side: str = "left") -> np.ndarray:
 
 def pattern(size: int, coverage: float = 0.25, rng: np.random.Generator | None = None) -> np.ndarray:
     """Random blobs covering `coverage` of the image (smoothed noise, thresholded)."""
-    from scipy.ndimage import gaussian_filter
-
     rng = rng or np.random.default_rng(0)
     noise = gaussian_filter(rng.standard_normal((size, size)), sigma=size / 12, mode="wrap")
     hole = noise < np.quantile(noise, coverage)
@@ -64,8 +61,6 @@ def pattern(size: int, coverage: float = 0.25, rng: np.random.Generator | None =
 
 def from_image(mask_image: np.ndarray, height: int, width: int, invert: bool = False) -> np.ndarray:
     """A mask from a grayscale image `[h, w]` (white = missing), resized to `[height, width, 1]`."""
-    from PIL import Image
-
     im = Image.fromarray(mask_image).resize((width, height), Image.NEAREST)
     missing = np.asarray(im) >= 128
     if invert:
@@ -75,8 +70,6 @@ def from_image(mask_image: np.ndarray, height: int, width: int, invert: bool = F
 
 def load(path: str | os.PathLike, height: int, width: int, invert: bool = False) -> np.ndarray:
     """A mask file of any size and mode, resized to `[height, width, 1]` with nearest neighbour."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             if im.mode in ("RGBA", "LA", "PA"):

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 
-from tfinpaint._backend import require_tensorflow_backend
+import keras
+from keras import layers
 
-require_tensorflow_backend()
+from tfinpaint import check_backend
+from tfinpaint.constants import IMAGE_SIZES
 
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
+check_backend()  # every Keras model of the package comes from here
 
-IMAGE_SIZES = (32, 64, 128)
 KERNEL = 5
 
 

@@ -14,20 +14,18 @@ import os
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from tfinpaint._backend import require_tensorflow_backend
+from tfinpaint import augment as augment_lib
+from tfinpaint import data as data_lib
+from tfinpaint import images as images_lib
+from tfinpaint import store
+from tfinpaint.constants import STRATEGIES
+from tfinpaint.errors import TrainingError
+from tfinpaint.models import Generator, build_pair
 
-require_tensorflow_backend()
-
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from tfinpaint import augment as augment_lib  # noqa: E402
-from tfinpaint import data as data_lib  # noqa: E402
-from tfinpaint.models import Discriminator, Generator  # noqa: E402
-
-STRATEGIES = ("default", "mirrored", "multiworker")
 # Settings that must not change when a run is resumed: they shape the weights or the data.
 FIXED_ON_RESUME = (
     "dataset",
@@ -42,10 +40,6 @@ FIXED_ON_RESUME = (
     "seed",
     "ema",
 )
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or cannot go on; the message says why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,29 +129,6 @@ def generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits), [-1])
 
 
-def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
-    """`[n, h, w, c]` floats in [-1, 1] to one uint8 grid image `[rows*h, cols*w, c]`."""
-    n, h, w, c = images.shape
-    cols = math.ceil(n / rows)
-    grid = np.full((rows * h, cols * w, c), -1.0, np.float32)
-    for i, im in enumerate(images):
-        r, k = divmod(i, cols)
-        grid[r * h : (r + 1) * h, k * w : (k + 1) * w] = im
-    return to_uint8(grid)
-
-
-def to_uint8(images) -> np.ndarray:
-    """Floats in [-1, 1] to uint8 in [0, 255], rounding."""
-    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def save_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
-
-
 class Trainer:
     """Holds G, D, their optimizers and the compiled GAN step for one run."""
 
@@ -167,10 +138,9 @@ class Trainer:
         self.strategy = strategy or make_strategy(c.strategy)
         keras.utils.set_random_seed(c.seed)
         with self.strategy.scope():
-            self.generator = Generator(c.image_size, c.width, c.latent_dim, c.channels, c.batch_norm, name="generator")
-            self.discriminator = Discriminator(c.image_size, c.width, c.channels, c.batch_norm, name="discriminator")
-            self.generator.build((None, c.latent_dim))
-            self.discriminator.build((None, c.image_size, c.image_size, c.channels))
+            self.generator, self.discriminator = build_pair(
+                c.image_size, c.width, c.latent_dim, c.channels, c.batch_norm
+            )
             self.g_opt = keras.optimizers.Adam(c.lr, beta_1=c.beta1)
             self.d_opt = keras.optimizers.Adam(c.lr, beta_1=c.beta1)
             self.g_opt.build(self.generator.trainable_variables)
@@ -185,7 +155,11 @@ class Trainer:
                 self.ema_generator.set_weights(self.generator.get_weights())
         self.augment = augment_lib.parse_policy(c.augment)
         tracked = dict(
-            generator=self.generator, discriminator=self.discriminator, g_opt=self.g_opt, d_opt=self.d_opt, step=self.step
+            generator=self.generator,
+            discriminator=self.discriminator,
+            g_opt=self.g_opt,
+            d_opt=self.d_opt,
+            step=self.step,
         )
         if self.ema_generator is not None:
             tracked["ema_generator"] = self.ema_generator
@@ -267,7 +241,7 @@ class Trainer:
 
     def sample_grid(self) -> np.ndarray:
         images = self.final_generator(self.fixed_z(), training=False).numpy()
-        return image_grid(images, rows=8)
+        return images_lib.grid(images, rows=8)
 
     def recalibrate(self, real_batches, batches: int = 16) -> None:
         """Set G's and D's batch-norm statistics to the population statistics of the
@@ -416,7 +390,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
         if epoch_done:
             trainer.recalibrate(_real_batches(base, count, config))
             grid = trainer.sample_grid()
-            save_png(run_dir / "samples" / f"epoch_{step // steps_per_epoch:03d}.png", grid)
+            images_lib.save_png(run_dir / "samples" / f"epoch_{step // steps_per_epoch:03d}.png", grid)
             with writer.as_default(step=step):
                 tf.summary.image("samples", grid[None], max_outputs=1)
     writer.flush()
@@ -435,10 +409,8 @@ def _fmt(losses: dict[str, float]) -> str:
 
 
 def _elapsed(run_dir: Path) -> float:
-    card = run_dir / "model.json"
-    if card.exists():
-        return float(json.loads(card.read_text()).get("training_seconds", 0.0))
-    return 0.0
+    card = store.run_card(run_dir)
+    return float(card.extra.get("training_seconds", 0.0)) if card else 0.0
 
 
 def _dataset_record(dataset: str | tuple[str, ...], source) -> str | list[str]:
@@ -453,43 +425,27 @@ def _save_models(
     trainer: Trainer, run_dir: Path, source, count: int, steps_per_epoch: int, step: int, seconds: float
 ) -> None:
     c = trainer.config
-    trainer.final_generator.save(run_dir / "generator.keras")
-    if trainer.ema_generator is not None:  # the raw training weights, to compare with the average
-        trainer.generator.save(run_dir / "generator_online.keras")
-    trainer.discriminator.save(run_dir / "discriminator.keras")
-    card = {
-        "format": "tfinpaint-run/1",
-        "image_size": c.image_size,
-        "latent_dim": c.latent_dim,
-        "channels": c.channels,
-        "width": c.width,
-        "batch_norm": c.batch_norm,
-        "ema": c.ema,
-        "augment": c.augment,
-        "preprocess": c.preprocess,
+    card = store.ModelCard(
+        format=store.RUN_FORMAT,
+        image_size=c.image_size,
+        latent_dim=c.latent_dim,
+        channels=c.channels,
+        width=c.width,
+        batch_norm=c.batch_norm,
+        preprocess=c.preprocess,
         # folders as absolute paths, so evaluation finds them from anywhere
-        "dataset": _dataset_record(c.dataset, source),
-        "training_images": count,
-        "batch_size": c.batch_size,
-        "steps": step,
-        "epochs": round(step / steps_per_epoch, 3),
-        "training_seconds": round(seconds, 1),
-        "heldout": [os.path.abspath(f) for f in source.heldout] if source.kind == "files" else list(source.heldout),
-    }
-    (run_dir / "model.json").write_text(json.dumps(card, indent=2) + "\n")
-
-
-def load_run(run_dir: str | os.PathLike) -> tuple[Generator, Discriminator, dict]:
-    """G, D and the model card saved by `train` in `run_dir`.
-
-    Raises:
-        TrainingError: `run_dir` is not a finished tfinpaint run.
-    """
-    run_dir = Path(run_dir)
-    card_path = run_dir / "model.json"
-    if not card_path.is_file() or not (run_dir / "generator.keras").is_file():
-        raise TrainingError(f"{run_dir} is not a tfinpaint model (no model.json and generator.keras)")
-    card = json.loads(card_path.read_text())
-    g = keras.saving.load_model(run_dir / "generator.keras", compile=False)
-    d = keras.saving.load_model(run_dir / "discriminator.keras", compile=False)
-    return g, d, card
+        dataset=_dataset_record(c.dataset, source),
+        heldout=[os.path.abspath(f) for f in source.heldout] if source.kind == "files" else list(source.heldout),
+        extra={
+            "ema": c.ema,
+            "augment": c.augment,
+            "training_images": count,
+            "batch_size": c.batch_size,
+            "steps": step,
+            "epochs": round(step / steps_per_epoch, 3),
+            "training_seconds": round(seconds, 1),
+        },
+    )
+    # with an EMA, generator.keras is the average and the raw training weights are kept beside it
+    more = {"generator_online": trainer.generator} if trainer.ema_generator is not None else {}
+    store.save_run(run_dir, trainer.final_generator, trainer.discriminator, card, **more)

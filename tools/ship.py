@@ -21,10 +21,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tfinpaint.evaluate import evaluate  # noqa: E402
+from tfinpaint.evaluate import compare  # noqa: E402
 from tfinpaint.export import export  # noqa: E402
-from tfinpaint.fill import SHIPPED, load_model  # noqa: E402
-from tfinpaint.inpaint import SearchSettings  # noqa: E402
+from tfinpaint.search import SearchSettings  # noqa: E402
+from tfinpaint.store import load_model, shipped_dir  # noqa: E402
+
+SHIPPED = shipped_dir()
 
 
 def main():
@@ -41,33 +43,47 @@ def main():
 
     settings = SearchSettings(**json.loads(args.search))
     run = load_model(args.run)
-    files = run.card["heldout"][args.test_first : args.test_first + args.test_count]
-    scores = evaluate(
-        run, files, kinds=("block", "random", "half"), settings=settings, progress=lambda s: print(s, flush=True)
+    files = run.card.heldout[args.test_first : args.test_first + args.test_count]
+    scores = compare(
+        run,
+        files,
+        ("block", "random", "half", "none"),
+        ("ours", "mean", "biharmonic"),
+        settings=settings,
+        progress=lambda s: print(s, flush=True),
     )
     samples = sorted((args.run / "samples").glob("epoch_*.png"))[-1]
     base = SHIPPED / args.name
     extra = {
         "name": args.name,
         # relative to the repository, where `tfinpaint evaluate` looks for a shipped model's data
-        "dataset": os.path.relpath(run.card["dataset"], SHIPPED.parent),
+        "dataset": _relative(run.card.dataset),
         "data": args.data,
         "terms": args.terms,
         "training_command": args.command,
         "sample_grid": f"samples.png (epoch {samples.stem.split('_')[1]}, 64 samples from a fixed z)",
-        "heldout": [Path(f).name for f in run.card["heldout"]],
+        "heldout": [Path(f).name for f in run.card.heldout],
         "heldout_scores_images": [Path(f).name for f in files],
         "heldout_scores": [dataclasses.asdict(s) for s in scores],
         "heldout_scores_note": (
-            "PSNR (dB) and SSIM on [0, 1] at 64x64, after the model's preprocessing; 'ours' is the "
-            "latent search with the card's search settings and Poisson blending; 'mean colour' fills "
-            "the hole with the mean of the known pixels. Random masks: 80% missing, seeded per image."
+            "PSNR (dB) and SSIM on [0, 1] at 64x64, after the model's preprocessing (tfinpaint.evaluate."
+            "compare); 'ours' is the latent search with the card's search settings and Poisson blending; "
+            "'mean' fills the hole with the mean of the known pixels; 'biharmonic' is scikit-image's. "
+            "Random masks: 80% missing, seeded per image. Mask 'none': G(z) itself after the search "
+            "(how closely G reproduces the face)."
         ),
     }
-    export(args.run, base, version=1, overwrite=True, settings=settings, card_extra=extra)
+    export(run, base, version=1, overwrite=True, settings=settings, card_extra=extra)
     shutil.copy(samples, base / "samples.png")
     for s in scores:
-        print(f"{s.mask:7s} {s.method:12s} n={s.n}  PSNR {s.psnr:.2f}  SSIM {s.ssim:.3f}")
+        print(f"{s.mask:7s} {s.method:12s} n={s.n}  PSNR {s.psnr:.2f}  SSIM {s.ssim:.3f}  hole box {s.psnr_box:.2f}")
+
+
+def _relative(dataset):
+    """Training folders relative to the repository, where evaluate looks for a shipped model's data."""
+    if isinstance(dataset, str):
+        return os.path.relpath(dataset, SHIPPED.parent)
+    return [os.path.relpath(d, SHIPPED.parent) for d in dataset]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,12 @@
+"""The choices users pick from, in one light module (no TensorFlow), so the library and the
+CLI share them and `tfinpaint --help` answers without importing TensorFlow."""
+
+MASK_KINDS = ("block", "random", "half", "pattern")
+SIDES = ("left", "right", "top", "bottom")
+BLENDS = ("poisson", "overlay")
+PREPROCESS = ("celeba", "svhn", "square")
+IMAGE_SIZES = (32, 64, 128)
+STRATEGIES = ("default", "mirrored", "multiworker")
+AUGMENT_POLICIES = ("color", "translation", "cutout")
+EVAL_KINDS = (*MASK_KINDS, "none")
+EVAL_METHODS = ("ours", "mean", "tv", "telea", "ns", "biharmonic", "lowrank", "nearest")

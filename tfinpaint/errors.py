@@ -1,0 +1,33 @@
+"""The errors a user should see as one line: every one derives from `TfinpaintError`.
+
+Each also derives from the built-in type that describes it (`ValueError` for bad
+input, `RuntimeError` for a process that cannot go on), so callers may catch either.
+"""
+
+
+class TfinpaintError(Exception):
+    """Base of every expected failure; its message names the thing and the problem."""
+
+
+class BackendError(TfinpaintError, ImportError):
+    """Keras is configured for a backend other than TensorFlow."""
+
+
+class DataError(TfinpaintError, ValueError):
+    """A dataset spec or image file that names nothing usable."""
+
+
+class MaskError(TfinpaintError, ValueError):
+    """A mask spec or mask file that cannot be used."""
+
+
+class ModelError(TfinpaintError, ValueError):
+    """A model path or name that does not lead to a usable tfinpaint model."""
+
+
+class TrainingError(TfinpaintError, RuntimeError):
+    """Training cannot start or cannot go on."""
+
+
+class ExportError(TfinpaintError, RuntimeError):
+    """The export cannot be written; nothing was left half-written."""

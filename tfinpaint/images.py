@@ -1,0 +1,68 @@
+"""Small image helpers shared by the package: value ranges, masks, grids, resizing, PNG files.
+
+Numpy and Pillow only. Model images are float in [-1, 1]; photos and files are uint8.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def to_uint8(images) -> np.ndarray:
+    """Floats in [-1, 1] to uint8 in [0, 255], rounding."""
+    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def to_float(images) -> np.ndarray:
+    """uint8 in [0, 255] to float32 in [-1, 1]."""
+    return (np.asarray(images, np.float32) / 127.5 - 1.0).astype(np.float32)
+
+
+def known(mask) -> np.ndarray:
+    """The known pixels of a mask `[..., H, W, 1]` or `[H, W]` as booleans `[..., H, W]` (1 = known)."""
+    mask = np.asarray(mask)
+    return (mask[..., 0] if mask.ndim >= 3 and mask.shape[-1] == 1 else mask) > 0.5
+
+
+def resize(array: np.ndarray, height: int, width: int, resample=Image.BICUBIC) -> np.ndarray:
+    """Resize a float `[h, w, c]` array channel by channel with Pillow (float32 out)."""
+    chans = [
+        np.asarray(Image.fromarray(array[..., k].astype(np.float32), mode="F").resize((width, height), resample))
+        for k in range(array.shape[-1])
+    ]
+    return np.stack(chans, axis=-1)
+
+
+def grid(images: np.ndarray, rows: int) -> np.ndarray:
+    """`[n, h, w, c]` floats in [-1, 1] to one uint8 grid image `[rows*h, cols*w, c]`."""
+    n, h, w, c = images.shape
+    cols = math.ceil(n / rows)
+    out = np.full((rows * h, cols * w, c), -1.0, np.float32)
+    for i, im in enumerate(images):
+        r, k = divmod(i, cols)
+        out[r * h : (r + 1) * h, k * w : (k + 1) * w] = im
+    return to_uint8(out)
+
+
+def side_by_side(columns: list[np.ndarray], gap: int = 4, fill: int = 255) -> np.ndarray:
+    """uint8 images `[h, w_i, c]` of one height joined left to right with `gap` pixels of `fill`."""
+    h, c = columns[0].shape[0], columns[0].shape[2]
+    spacer = np.full((h, gap, c), fill, np.uint8)
+    parts = []
+    for k, col in enumerate(columns):
+        parts += [spacer, col] if k else [col]
+    return np.concatenate(parts, axis=1)
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write a uint8 image `[H, W, C]` (C = 1 or 3) as PNG, creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)

@@ -1,0 +1,251 @@
+"""The model on disk: model cards, training runs, exports and the shipped models.
+
+A model is one of
+- a training run (`tfinpaint train`): `model.json`, `generator.keras`, `discriminator.keras`;
+- an export (`tfinpaint export`, a TF Serving base path): `model.json`, `<version>/` SavedModels;
+- a shipped model's name (`celeba64`, `svhn64`): an export inside the installed package.
+
+The model card (`ModelCard`) is read and written here only. Every other module asks this
+one for a model; this one imports none of them but the models and the search settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import json
+import os
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from tfinpaint.errors import ModelError
+from tfinpaint.models import Discriminator, Generator, build_pair
+from tfinpaint.search import SearchSettings
+
+DEFAULT_MODEL = "celeba64"
+RUN_FORMAT = "tfinpaint-run/1"
+EXPORT_FORMAT = "tfinpaint-export/1"
+CARD = "model.json"
+# Importing them registers them with keras.saving, which is what loading a run needs.
+KERAS_CLASSES = (Generator, Discriminator)
+
+
+def shipped_dir() -> Path:
+    """The folder of the shipped models (package data, wherever the package is installed)."""
+    return Path(str(importlib.resources.files("tfinpaint.saved_models")))
+
+
+def shipped_names() -> list[str]:
+    folder = shipped_dir()
+    return sorted(p.name for p in folder.iterdir() if (p / CARD).is_file()) if folder.is_dir() else []
+
+
+@dataclasses.dataclass
+class ModelCard:
+    """What a model is and how it was made; `model.json` beside the weights.
+
+    Attributes:
+        format: `tfinpaint-run/1` or `tfinpaint-export/1`.
+        image_size, latent_dim, channels, width, batch_norm: the architecture.
+        preprocess: how photos are cropped and resized for it (`celeba`, `svhn`, `square`).
+        dataset: the training data: a TFDS name, a folder, or a list of folders.
+        heldout: images of the dataset kept out of training (names or paths).
+        search: search settings (`SearchSettings` fields) that `fill` uses by default.
+        extra: everything else the card says (training steps and time, data terms,
+            held-out scores, ...), kept as it is.
+    """
+
+    format: str
+    image_size: int
+    latent_dim: int
+    channels: int = 3
+    width: int = 64
+    batch_norm: bool = True
+    preprocess: str = "square"
+    dataset: str | list[str] = ""
+    heldout: list[str] = dataclasses.field(default_factory=list)
+    search: dict = dataclasses.field(default_factory=dict)
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    REQUIRED = ("format", "image_size", "latent_dim")
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "model card") -> ModelCard:
+        if not isinstance(data, dict):
+            raise ModelError(f"{where} is not a JSON object")
+        missing = [k for k in cls.REQUIRED if k not in data]
+        if missing:
+            raise ModelError(f"{where} lacks {', '.join(missing)}")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in data.items() if k in names}
+        try:
+            card = cls(**known, extra={k: v for k, v in data.items() if k not in names})
+            card.image_size, card.latent_dim, card.channels = (
+                int(card.image_size),
+                int(card.latent_dim),
+                int(card.channels),
+            )
+        except (TypeError, ValueError) as e:
+            raise ModelError(f"{where} is not a tfinpaint model card: {e}") from None
+        return card
+
+    def to_dict(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        if not data["search"]:
+            del data["search"]
+        return {**data, **self.extra}
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> ModelCard:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as e:
+            raise ModelError(f"Cannot read the model card {path}: {e.strerror or e}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ModelError(f"The model card {path} is damaged (not valid JSON: {e})") from None
+        return cls.from_dict(data, where=f"The model card {path}")
+
+    def write(self, path: str | os.PathLike) -> None:
+        """Write the card atomically (a temporary file in the same folder, then a rename)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp.replace(path)
+
+    def search_settings(self, **chosen) -> SearchSettings:
+        """The card's search settings, with the fields given and not None replaced."""
+        fields = {f.name for f in dataclasses.fields(SearchSettings)}
+        base = {k: v for k, v in self.search.items() if k in fields}
+        return SearchSettings(**{**base, **{k: v for k, v in chosen.items() if v is not None}})
+
+    def dataset_folders(self, relative_to: Path | None = None) -> list[Path]:
+        """The training folders that exist: as recorded, or relative to `relative_to`
+        (the repository, for shipped models whose cards record repository-relative paths)."""
+        recorded = [self.dataset] if isinstance(self.dataset, str) else list(self.dataset)
+        found = []
+        for entry in recorded:
+            for candidate in (Path(entry), *([relative_to / entry] if relative_to else [])):
+                if entry and candidate.is_dir():
+                    found.append(candidate)
+                    break
+        return found
+
+
+@dataclasses.dataclass
+class Model:
+    """A trained pair ready for the search, with its card.
+
+    Attributes:
+        generator, discriminator: Keras models (for an export, rebuilt from its variables).
+        card: the model card.
+        path: where it was loaded from.
+    """
+
+    generator: object
+    discriminator: object
+    card: ModelCard
+    path: Path
+
+    @property
+    def image_size(self) -> int:
+        return self.card.image_size
+
+    @property
+    def preprocess(self) -> str:
+        return self.card.preprocess
+
+    @property
+    def shipped(self) -> bool:
+        return self.path.parent.resolve() == shipped_dir().resolve()
+
+
+def resolve(spec: str | os.PathLike | None) -> Path:
+    """A model folder from a path or a shipped model's name (None: the default model)."""
+    spec = DEFAULT_MODEL if spec is None else spec
+    path = Path(spec)
+    if not path.exists() and len(path.parts) == 1 and (shipped_dir() / path).exists():
+        path = shipped_dir() / path
+    if not path.exists():
+        raise ModelError(f"Model {spec} does not exist (shipped models: {', '.join(shipped_names()) or 'none'})")
+    if not path.is_dir():
+        raise ModelError(f"Model {spec} is not a folder")
+    return path
+
+
+def is_run(path: Path) -> bool:
+    return (path / "generator.keras").is_file()
+
+
+def load_model(spec: str | os.PathLike | None = None) -> Model:
+    """Load a training run or an export by path, or a shipped model by name.
+
+    Raises:
+        ModelError: nothing there, not a tfinpaint model, or a damaged one.
+    """
+    path = resolve(spec)
+    if not (path / CARD).is_file():
+        raise ModelError(f"{path} is not a tfinpaint model (no {CARD})")
+    card = ModelCard.read(path / CARD)
+    if is_run(path):
+        g, d = _load_keras(path / "generator.keras"), _load_keras(path / "discriminator.keras")
+        return Model(g, d, card, path)
+    return Model(*_load_export(path, card), card, path)
+
+
+def _load_keras(path: Path) -> keras.Model:
+    if not path.is_file():
+        raise ModelError(f"{path.parent} is not a complete tfinpaint run ({path.name} is missing)")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:  # zip, HDF5 and deserialisation errors of every kind
+        raise ModelError(f"{path} is damaged and cannot be loaded ({type(e).__name__})") from None
+
+
+def latest_version(base: str | os.PathLike) -> Path:
+    """The highest-numbered version folder of a TF Serving model base path."""
+    base = Path(base)
+    versions = sorted((int(p.name), p) for p in base.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file())
+    if not versions:
+        raise ModelError(f"{base} holds no SavedModel version folder (and no generator.keras)")
+    return versions[-1][1]
+
+
+def _load_export(base: Path, card: ModelCard) -> tuple[keras.Model, keras.Model]:
+    """G and D of an export as Keras models, rebuilt from the card and given the SavedModel's
+    own variables (`served_variables`: G's weights, then D's), so nothing is stored twice."""
+    version = latest_version(base)
+    try:
+        loaded = tf.saved_model.load(str(version))
+        values = [v.numpy() for v in loaded.served_variables]
+    except Exception as e:  # damaged protobufs or variables, or not a tfinpaint export
+        raise ModelError(f"The SavedModel in {version} is damaged and cannot be loaded ({type(e).__name__})") from None
+    g, d = build_pair(card.image_size, card.width, card.latent_dim, card.channels, card.batch_norm)
+    if len(values) != len(g.weights) + len(d.weights):
+        raise ModelError(f"The SavedModel in {version} does not match its model card's architecture")
+    try:
+        g.set_weights(values[: len(g.weights)])
+        d.set_weights(values[len(g.weights) :])
+    except ValueError as e:
+        raise ModelError(f"The SavedModel in {version} does not match its model card's architecture ({e})") from None
+    return g, d
+
+
+def save_run(
+    run_dir: Path, generator: keras.Model, discriminator: keras.Model, card: ModelCard, **more: keras.Model
+) -> None:
+    """Write a finished run's models and card: `generator.keras`, `discriminator.keras`,
+    `<name>.keras` for each of `more`, and `model.json` last (its presence marks a whole run)."""
+    generator.save(run_dir / "generator.keras")
+    discriminator.save(run_dir / "discriminator.keras")
+    for name, model in more.items():
+        model.save(run_dir / f"{name}.keras")
+    card.write(run_dir / CARD)
+
+
+def run_card(run_dir: Path) -> ModelCard | None:
+    """The card of a run directory, if it has one."""
+    path = Path(run_dir) / CARD
+    return ModelCard.read(path) if path.is_file() else None
