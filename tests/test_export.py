@@ -234,3 +234,17 @@ def test_tf1_session_loader_runs_it_like_tf_serving(tiny_export, faces_u8, tmp_p
     known = np.broadcast_to(masks.block(32) > 0.5, filled.shape)
     np.testing.assert_array_equal(filled[known], faces_u8[:2][known])
     assert np.load(tmp_path / "out" / "loss.npy").shape == (2,)
+
+
+def test_served_search_raises_ds_logit_with_no_known_pixel(tiny_export):
+    """The serving graph's perceptual term has the Python search's sign: with nothing known,
+    the search can only make G(z) look more real to D."""
+    sigs = tf.saved_model.load(str(tiny_export / "1")).signatures
+    image = tf.zeros([2, 32, 32, 3], tf.uint8)
+    mask = tf.zeros([2, 32, 32, 1])
+    common = dict(image=image, mask=mask, lam=tf.constant(1.0), restarts=tf.constant(1), seed=tf.constant(0, tf.int64))
+    start = sigs["inpaint"](iterations=tf.constant(0), **common)["generated"]
+    found = sigs["inpaint"](iterations=tf.constant(40), **common)["generated"]
+    before = sigs["discriminate"](image=start)["logit"].numpy()
+    after = sigs["discriminate"](image=found)["logit"].numpy()
+    assert (after > before + 0.05).all(), (before, after)

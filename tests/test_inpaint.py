@@ -132,3 +132,42 @@ def test_package_level_api(pair, rng):
     y = rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
     r = tfinpaint.inpaint(y, masks.block(32), g, d, iterations=2)
     np.testing.assert_allclose(r.filled, inpaint(y, masks.block(32), g, d, iterations=2).filled)
+
+
+class _PixelG:
+    """A generator whose 16 latent coordinates are the 16 pixels of a 4x4 image, halved."""
+
+    image_size, latent_dim, channels = 4, 16, 1
+
+    def __call__(self, z, training=False):
+        return tf.reshape(z, [-1, 4, 4, 1]) * 0.5
+
+
+class _BlindD:
+    def __call__(self, x, training=False):
+        return tf.zeros([tf.shape(x)[0], 1])
+
+
+def test_z_stays_clipped_to_the_box():
+    """The planted z* = +-1.5 lies outside [-1, 1]^16 and every coordinate's gradient points at
+    it, so an unclipped search walks out to it; the clipped one stops on the box's corner."""
+    z_star = 1.5 * np.sign(np.random.default_rng(3).standard_normal((1, 16))).astype(np.float32)
+    y = _PixelG()(z_star).numpy()
+    r = inpaint(
+        y, np.ones((4, 4, 1), np.float32), _PixelG(), _BlindD(), iterations=100, lr=0.1, lam=0.0, weighted=False
+    )
+    np.testing.assert_array_equal(r.z, np.sign(z_star))
+
+
+def test_perceptual_term_moves_g_towards_what_d_calls_real(pair):
+    """With no known pixel the contextual loss is 0, so only eq. 3 drives the search: it must
+    raise D's logit of G(z) (a flipped sign would lower it)."""
+    g, d = pair
+    y = np.zeros((2, 32, 32, 3), np.float32)
+    hole = np.zeros((32, 32, 1), np.float32)
+    z0 = search.initial_latents(2, g.latent_dim, 0, 1)
+    before = d(g(z0, training=False), training=False).numpy().ravel()
+    r = inpaint(y, hole, g, d, iterations=40, lam=1.0, lr=0.05, blend=None)
+    after = d(r.generated, training=False).numpy().ravel()
+    assert (after > before + 0.05).all(), (before, after)
+    assert r.filled is None

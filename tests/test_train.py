@@ -89,8 +89,18 @@ def test_resume_continues_where_it_stopped(few_faces, tmp_path):
     assert int(resumed.g_opt.iterations) == 12
     for a, b in zip(_weights(straight.generator), _weights(resumed.generator)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    # same seed, same machine: the same losses
+    # same seed, same machine: the same losses (logged every 10 steps: step 10 is after the resume)
     assert json.loads((tmp_path / "a/model.json").read_text())["steps"] == 12
+    assert _logged(tmp_path / "a", "g_loss") == pytest.approx(_logged(tmp_path / "b", "g_loss"), rel=1e-4)
+    assert _logged(tmp_path / "a", "d_loss") == pytest.approx(_logged(tmp_path / "b", "d_loss"), rel=1e-4)
+
+
+def _logged(run_dir, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "logs"))
+    acc.Reload()
+    return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
 
 
 def test_resume_refuses_other_settings(few_faces, tmp_path):
@@ -181,3 +191,26 @@ def test_ema_run_saves_the_average_and_resumes_it(few_faces, tmp_path):
     assert card["ema"] == 0.9 and card["augment"] == "translation"
     with pytest.raises(TrainingError, match=r"ema: 0.9 -> 0.0"):
         train(_config(few_faces, tmp_path / "b", steps=14), verbose=0)
+
+
+def test_generator_step_makes_samples_look_more_real_to_d(few_faces, tmp_path):
+    """After a step, D (already updated) must rate G's new samples of the step's z above the
+    old ones: the G update climbs D's logit. Trained to look fake, or not updated, it does not."""
+    trainer = Trainer(_config(few_faces, tmp_path / "r", lr=1e-3))
+    c = trainer.config
+    batch = tf.random.stateless_uniform([8, 32, 32, 3], seed=[1, 2], minval=-1.0, maxval=1.0)
+    z = tf.random.stateless_uniform([8, c.latent_dim], seed=[c.seed, 0], minval=-1.0, maxval=1.0)  # step 0's z
+    old = [v.numpy() for v in trainer.generator.trainable_variables]
+    trainer.train_step(batch, 0)
+
+    def mean_logit():
+        return float(tf.reduce_mean(trainer.discriminator(trainer.generator(z, training=True), training=True)))
+
+    after = mean_logit()
+    new = [v.numpy() for v in trainer.generator.trainable_variables]
+    for v, w in zip(trainer.generator.trainable_variables, old):
+        v.assign(w)
+    before = mean_logit()
+    for v, w in zip(trainer.generator.trainable_variables, new):
+        v.assign(w)
+    assert after > before + 0.01, (before, after)

@@ -201,6 +201,12 @@ def write_tables(rows: list[Row], out: Path, header: dict) -> None:
     (out / "results.md").write_text("\n".join(lines))
 
 
+def kind_settings(settings: SearchSettings, kind: str) -> SearchSettings:
+    """The settings a mask kind is searched with: with no hole the CVPR weights are all zero
+    (they weight known pixels by the missing ones around them), so `none` searches unweighted."""
+    return dataclasses.replace(settings, weighted=False) if kind == "none" else settings
+
+
 def compare(
     model: store.Model,
     files: Sequence[str | Path],
@@ -215,7 +221,8 @@ def compare(
     """Score each method under each mask kind on `files`; with `out`, write the tables and
     one figure per mask kind there.
 
-    Under the kind `none` only `ours` is scored, on G(z) itself (no blending).
+    Under the kind `none` only `ours` is scored, on G(z) itself (no blending), searched with
+    unweighted contextual loss (`kind_settings`).
     """
     for kind in kinds:
         if kind not in KINDS:
@@ -232,7 +239,9 @@ def compare(
         for method in methods if kind != "none" else [x for x in methods if x == "ours"]:
             if progress:
                 progress(f"{kind}: {method}")
-            filled[method] = run_method(method, images01, m, model, settings, candidates, generated=kind == "none")
+            filled[method] = run_method(
+                method, images01, m, model, kind_settings(settings, kind), candidates, generated=kind == "none"
+            )
             scores = np.array([measure(x, f, k) for x, f, k in zip(images01, filled[method], m)])
             rows.append(Row(kind, method, len(images01), *map(float, scores.mean(axis=0))))
         if out is not None:

@@ -1,0 +1,114 @@
+"""tfinpaint.fill: photos in, photos out; the geometry of the paste-back and the streaming."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfinpaint import fill as fill_lib
+from tfinpaint import masks
+from tfinpaint.errors import DataError, MaskError
+from tfinpaint.store import load_model
+
+
+@pytest.fixture(scope="module")
+def photo(faces_dir):
+    """A real face, 64 wide and 80 high: the `square` preset sees rows 8-71, all columns."""
+    return np.asarray(Image.open(faces_dir / "000005.jpg").convert("RGB").resize((64, 80), Image.BICUBIC))
+
+
+def _prepared(photo, kind="block"):
+    box = (8, 0, 64, 64)
+    mask = fill_lib.mask_in_photo(masks.make(kind, 64), photo.shape[:2], box)
+    return fill_lib.prepare(photo, mask, "square", 64), mask[..., 0] < 0.5
+
+
+def test_prepare_sees_the_crop(photo):
+    prep, hole = _prepared(photo)
+    assert prep.box == (8, 0, 64, 64)
+    assert hole[8 + 16 : 8 + 48, 16:48].all() and hole.sum() == 32 * 32  # the centre block of the crop
+    crop = photo[8:72].astype(np.float32) / 127.5 - 1
+    known = prep.model_mask[..., 0] > 0.5
+    np.testing.assert_allclose(prep.model_image[known], crop[known], atol=1e-6)
+    assert (prep.model_image[~known] == 0).all()  # the hole is never passed on
+
+
+@pytest.mark.parametrize("method", ["overlay", "poisson"])
+def test_paste_back_puts_g_exactly_where_it_belongs(photo, method):
+    """G(z) equal to the true crop must give back the photo itself, pixel for pixel; one pixel
+    off (in either direction) it cannot."""
+    prep, hole = _prepared(photo)
+    truth = photo[8:72].astype(np.float32) / 127.5 - 1
+    out = fill_lib.paste_back(prep, truth, method)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - photo).max() <= (0 if method == "overlay" else 1)
+    for shift in ((1, 0), (0, 1), (-1, 0)):
+        off = fill_lib.paste_back(prep, np.roll(truth, shift, axis=(0, 1)), method)
+        assert np.abs(off.astype(int) - photo)[hole].mean() > 3  # a real face's edges move
+
+
+def test_poisson_takes_the_level_from_the_photo_and_overlay_does_not(photo):
+    prep, hole = _prepared(photo)
+    brighter = photo[8:72].astype(np.float32) / 127.5 - 1 + 0.2  # G(z) 25.5 levels too bright
+    overlay = fill_lib.paste_back(prep, brighter, "overlay").astype(int)
+    poisson = fill_lib.paste_back(prep, brighter, "poisson").astype(int)
+    expected = np.clip(photo + 25.5, 0, 255)  # overlay pastes G(z) as it is (clipped at white)
+    assert np.abs(overlay - expected)[hole].max() <= 1
+    assert np.abs(poisson - photo)[hole].mean() < 1.0  # the boundary removes the offset
+    np.testing.assert_array_equal(poisson[~hole], photo[~hole])
+    np.testing.assert_array_equal(overlay[~hole], photo[~hole])
+
+
+def test_fill_streams_batches_and_keeps_known_pixels(tiny_run, faces_dir, monkeypatch):
+    files = [faces_dir / f"00000{i}.jpg" for i in range(1, 6)]
+    read = []
+    real_read = fill_lib.read_photo
+    monkeypatch.setattr(fill_lib, "read_photo", lambda p, i: read.append(i) or real_read(p, i))
+    model = load_model(tiny_run)
+    results = fill_lib.fill(files, model, "random", batch_size=2, iterations=3)
+    first = next(results)
+    assert read == [0, 1]  # only the first batch has been read
+    rest = list(results)
+    assert read == [0, 1, 2, 3, 4]
+    assert [r.name for r in [first, *rest]] == [f.name for f in files]
+    for r, f in zip([first, *rest], files):
+        original = np.asarray(Image.open(f).convert("RGB"))
+        hole = r.prepared.mask[..., 0] < 0.5
+        assert r.image.shape == original.shape and r.generated.shape == (32, 32, 3)
+        np.testing.assert_array_equal(r.image[~hole], original[~hole])
+        assert np.isfinite(r.loss) and r.loss > 0
+    # each photo's random mask is seeded by its place in the whole list, not in its batch
+    alone = next(fill_lib.fill(files[3:4], model, "random", iterations=3))
+    assert not np.array_equal(alone.prepared.mask, rest[2].prepared.mask)
+    again = list(fill_lib.fill(files, model, "random", batch_size=5, iterations=3))
+    np.testing.assert_array_equal(again[3].prepared.mask, rest[2].prepared.mask)
+    np.testing.assert_array_equal(again[3].image, rest[2].image)  # batch-independent results
+
+
+def test_fill_arrays_and_mask_arrays(tiny_run, photo):
+    m = np.ones((80, 64, 1), np.float32)
+    m[30:50, 20:40] = 0
+    (r,) = fill_lib.fill([photo], tiny_run, m, iterations=2)
+    assert r.name == "image_0" and r.source is None
+    np.testing.assert_array_equal(r.image[m[..., 0] > 0.5], photo[m[..., 0] > 0.5])
+    assert (r.image[30:50, 20:40] != photo[30:50, 20:40]).any()
+    assert r.panel().shape == (39, 4 * 39 + 3 * 4, 3)  # the celeba crop of a 64-wide photo: 39x39
+
+
+def test_fill_checks_every_input_before_any_work(tiny_run, faces_dir, tmp_path):
+    files = [faces_dir / "000001.jpg", tmp_path / "missing.png"]
+    with pytest.raises(DataError, match="missing.png: no such file"):
+        next(fill_lib.fill(files, tiny_run))
+    (tmp_path / "masks").mkdir()
+    with pytest.raises(MaskError, match="No mask for 000001.jpg"):
+        next(fill_lib.fill(files[:1], tiny_run, tmp_path / "masks"))
+
+
+def test_outputs_are_checked_before_the_search(tmp_path, faces_dir):
+    a, b = faces_dir / "000001.jpg", tmp_path / "000001.png"
+    with pytest.raises(fill_lib.OutputError, match="Two photos would both be written to .*000001_filled.png"):
+        fill_lib.check_outputs([a, b], tmp_path, panel=False, overwrite=False)
+    (tmp_path / "000001_panel.png").write_bytes(b"x")
+    fill_lib.check_outputs([a], tmp_path, panel=False, overwrite=False)  # the panel is not asked for
+    with pytest.raises(fill_lib.OutputError, match="000001_panel.png exists; pass --overwrite"):
+        fill_lib.check_outputs([a], tmp_path, panel=True, overwrite=False)
+    fill_lib.check_outputs([a], tmp_path, panel=True, overwrite=True)
