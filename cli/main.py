@@ -16,6 +16,7 @@ import click
 
 from tfinpaint import TfinpaintError, check_backend
 from tfinpaint.constants import (
+    AUGMENT_POLICIES,
     BLENDS,
     EVAL_KINDS,
     EVAL_METHODS,
@@ -190,7 +191,6 @@ def main():
 )
 @friendly_errors
 def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datasets, augment, **options):
-    from tfinpaint.constants import AUGMENT_POLICIES
     from tfinpaint.train import TrainConfig, train
 
     _comma_list(augment, AUGMENT_POLICIES, "--augment")
