@@ -1,6 +1,6 @@
 """Training throughput of the paper's DCGAN (64x64, width 64, batch 64) and of the input pipeline.
 
-    python benchmarks/train_throughput.py [--width 64] [--steps 20]
+    python benchmarks/train_throughput.py [--width 64] [--steps 20] [--ema 0.999] [--augment color,translation,cutout]
 
 FLOPs per image count one D update and one G update: G forward, D forward on real and
 fake and their backward passes (taken as twice the forward), then G forward, D forward
@@ -26,6 +26,8 @@ def main():
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of G (0: off)")
+    ap.add_argument("--augment", default="", help="DiffAugment policy, e.g. color,translation,cutout")
     args = ap.parse_args()
 
     config = TrainConfig(
@@ -35,6 +37,8 @@ def main():
         batch_size=args.batch_size,
         preprocess="celeba",
         holdout=0,
+        ema=args.ema,
+        augment=args.augment,
     )
     source = data.resolve(config.dataset, "celeba", 0)
     t = time.perf_counter()
@@ -57,7 +61,8 @@ def main():
     flops = 4 * generator_flops(trainer.generator) + 8 * discriminator_flops(trainer.discriminator)
     ceiling = matmul_gflops()
     print(
-        f"DCGAN 64x64, width {args.width}, batch {args.batch_size}, {tf.config.list_physical_devices()[0].device_type}"
+        f"DCGAN 64x64, width {args.width}, batch {args.batch_size}, ema {args.ema or 'off'}, "
+        f"augment {args.augment or 'off'}, {tf.config.list_physical_devices()[0].device_type}"
     )
     print(
         table(

@@ -116,21 +116,31 @@ def main():
     type=click.Choice(PREPROCESS),
     default=None,
     help="celeba: centre square of 108/178 of the width; svhn: resize; square: largest centre square. "
-    "Default: by dataset.",
+    "Default: the --init model's, else by dataset.",
 )
 @click.option(
     "--image-size",
     type=click.Choice([str(s) for s in IMAGE_SIZES]),
-    default="64",
-    show_default=True,
-    help="Model image size.",
+    default=None,
+    help="Model image size. Default: 64, or the --init model's.",
 )
 @click.option(
-    "--width", type=click.IntRange(min=1), default=64, show_default=True, help="Base channel width c (64 in the paper)."
+    "--width",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Base channel width c. Default: 64 as in the paper, or the --init model's.",
 )
-@click.option("--latent-dim", type=click.IntRange(min=1), default=100, show_default=True, help="Size of z.")
-@click.option("--channels", type=click.Choice(["3", "1"]), default="3", show_default=True, help="RGB or grayscale.")
+@click.option("--latent-dim", type=click.IntRange(min=1), default=None, help="Size of z. Default: 100, or --init's.")
+@click.option(
+    "--channels", type=click.Choice(["3", "1"]), default=None, help="RGB or grayscale. Default: 3, or --init's."
+)
 @click.option("--no-batch-norm", is_flag=True, help="Train G and D without batch norm.")
+@click.option(
+    "--init",
+    default=None,
+    help="Start from this trained model's G and D (a shipped name, a run or an export) and fine-tune it "
+    "on --dataset; the architecture and preprocessing are the model's.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Global batch size.")
 @click.option("--epochs", type=click.IntRange(min=1), default=25, show_default=True, help="Epochs in total.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps in total (overrides --epochs).")
@@ -199,9 +209,9 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
         augment=augment,
         run_dir=str(run_dir),
         data_dir=str(data_dir) if data_dir else None,
-        image_size=int(image_size),
-        channels=int(channels),
-        batch_norm=not no_batch_norm,
+        image_size=int(image_size) if image_size else None,
+        channels=int(channels) if channels else None,
+        batch_norm=False if no_batch_norm else None,
         **options,
     )
     train(config)

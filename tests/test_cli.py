@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +28,9 @@ TRAIN_OPTIONS = [
     "--holdout",
     "--checkpoint-every",
     "--g-steps",
+    "--init",
+    "--ema",
+    "--augment",
 ]
 FILL_OPTIONS = [
     "--mask",
@@ -85,6 +89,20 @@ def test_train_command_end_to_end(few_faces, tmp_path):
     assert r.exit_code == 0, r.output
     assert "Trained models saved in" in r.output
     assert (tmp_path / "r" / "generator.keras").is_file()
+
+
+def test_train_init_fine_tunes_an_export_and_resumes(few_faces, tiny_export, tmp_path):
+    args = ["train", "--init", tiny_export, "--dataset", few_faces, "--batch-size", 8, "--run-dir", tmp_path / "ft"]
+    first = run(*args, "--steps", 2)
+    assert first.exit_code == 0, first.output
+    assert f"Starting from {tiny_export}'s G and D" in first.output
+    again = run(*args, "--steps", 3)
+    assert again.exit_code == 0, again.output
+    assert f"Resuming {tmp_path / 'ft'} at step 2" in again.output and "Starting from" not in again.output
+    card = json.loads((tmp_path / "ft" / "model.json").read_text())
+    assert (card["width"], card["image_size"], card["steps"], card["init"]) == (8, 32, 3, str(tiny_export))
+    missing = run("train", "--init", tmp_path / "nothing", "--dataset", few_faces, "--run-dir", tmp_path / "x")
+    assert missing.exit_code == 1 and f"Error: Model {tmp_path / 'nothing'} does not exist" in missing.output
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -214,3 +215,41 @@ def test_generator_step_makes_samples_look_more_real_to_d(few_faces, tmp_path):
     for v, w in zip(trainer.generator.trainable_variables, new):
         v.assign(w)
     assert after > before + 0.01, (before, after)
+
+
+def _largest_change(a_model, b_model):
+    return max(float(np.abs(a - b).max()) for a, b in zip(_weights(a_model), _weights(b_model)))
+
+
+def test_init_starts_from_the_models_g_and_d(few_faces, tiny_run, tmp_path):
+    start = load_model(tiny_run)
+    steps, lr = 2, 2e-4
+    config = TrainConfig(
+        dataset=str(few_faces),
+        run_dir=str(tmp_path / "ft"),
+        init=str(tiny_run),
+        steps=steps,
+        lr=lr,
+        batch_size=8,
+        holdout=0,
+        ema=0.9,
+    )
+    tuned = train(config, verbose=0)
+    # the architecture and the crop are the model's
+    c = tuned.config
+    assert (c.image_size, c.width, c.latent_dim, c.channels, c.preprocess) == (32, 8, 16, 3, "celeba")
+    # two Adam steps move a weight by about lr each: the weights are the model's, barely moved
+    for mine, theirs in ((tuned.generator, start.generator), (tuned.discriminator, start.discriminator)):
+        trainable = [(a, b) for a, b in zip(mine.trainable_weights, theirs.trainable_weights)]
+        assert max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in trainable) < 3 * lr * steps
+    fresh = Trainer(dataclasses.replace(c, init=None, run_dir=str(tmp_path / "fresh")))
+    assert _largest_change(fresh.generator, start.generator) > 0.05
+    card = json.loads((tmp_path / "ft/model.json").read_text())
+    assert card["init"] == str(tiny_run) and card["steps"] == steps
+
+
+def test_init_keeps_the_models_architecture(few_faces, tiny_run, tmp_path):
+    config = TrainConfig(dataset=str(few_faces), run_dir=str(tmp_path / "ft"), init=str(tiny_run), width=16)
+    with pytest.raises(TrainingError, match=r"has width 8, not 16: fine-tuning keeps the model's architecture"):
+        train(config, verbose=0)
+    assert not (tmp_path / "ft").exists()

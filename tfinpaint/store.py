@@ -179,16 +179,21 @@ def is_run(path: Path) -> bool:
     return (path / "generator.keras").is_file()
 
 
+def load_card(spec: str | os.PathLike | None = None) -> tuple[Path, ModelCard]:
+    """The folder and card of a model (as for `load_model`), without loading its weights."""
+    path = resolve(spec)
+    if not (path / CARD).is_file():
+        raise ModelError(f"{path} is not a tfinpaint model (no {CARD})")
+    return path, ModelCard.read(path / CARD)
+
+
 def load_model(spec: str | os.PathLike | None = None) -> Model:
     """Load a training run or an export by path, or a shipped model by name.
 
     Raises:
         ModelError: nothing there, not a tfinpaint model, or a damaged one.
     """
-    path = resolve(spec)
-    if not (path / CARD).is_file():
-        raise ModelError(f"{path} is not a tfinpaint model (no {CARD})")
-    card = ModelCard.read(path / CARD)
+    path, card = load_card(spec)
     if is_run(path):
         g, d = _load_keras(path / "generator.keras"), _load_keras(path / "discriminator.keras")
         return Model(g, d, card, path)

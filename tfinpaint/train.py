@@ -39,7 +39,11 @@ FIXED_ON_RESUME = (
     "holdout",
     "seed",
     "ema",
+    "init",
 )
+
+# The architecture: these defaults, or the --init model's when fine-tuning.
+ARCHITECTURE = {"image_size": 64, "width": 64, "latent_dim": 100, "channels": 3, "batch_norm": True}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,12 +55,14 @@ class TrainConfig:
             tuple of folders and globs trained on together (held-out images from the first).
         run_dir: where checkpoints, samples, logs and the trained models go.
         data_dir: TFDS data directory (None: TFDS's default).
-        preprocess: `celeba`, `svhn` or `square`; None picks the dataset's default.
+        preprocess: `celeba`, `svhn` or `square`; None: the init model's, else the dataset's default.
         image_size: 32, 64 or 128.
         width: the paper's c (64).
         latent_dim: size of z (100).
         channels: 3 or 1.
         batch_norm: batch norm in G and D as in DCGAN.
+            (The five architecture settings: None means `ARCHITECTURE`'s default, or the
+            init model's; given with `init`, they must agree with it.)
         batch_size: global batch size (64).
         epochs: epochs to train in total; ignored when `steps` is set.
         steps: total steps to train, if set.
@@ -72,17 +78,19 @@ class TrainConfig:
         ema: decay of an exponential moving average of G's weights, updated every step
             (0: off). When on, the averaged G is the one saved, sampled and filled with.
         augment: DiffAugment policy for D's inputs, e.g. "translation,cutout,color" ("" : off).
+        init: a trained model (shipped name, run or export) whose G and D the run starts
+            from, to fine-tune it on this dataset; the optimizers start afresh at step 0.
     """
 
     dataset: str | tuple[str, ...]
     run_dir: str
     data_dir: str | None = None
     preprocess: str | None = None
-    image_size: int = 64
-    width: int = 64
-    latent_dim: int = 100
-    channels: int = 3
-    batch_norm: bool = True
+    image_size: int | None = None
+    width: int | None = None
+    latent_dim: int | None = None
+    channels: int | None = None
+    batch_norm: bool | None = None
     batch_size: int = 64
     epochs: int = 25
     steps: int | None = None
@@ -97,12 +105,33 @@ class TrainConfig:
     log_every: int = 10
     ema: float = 0.0
     augment: str = ""
+    init: str | None = None
 
     def resolved(self) -> TrainConfig:
-        """This config with dataset-dependent defaults filled in."""
+        """This config with the defaults filled in: the architecture's (or the init
+        model's, checked against any given) and the dataset's preprocessing and holdout.
+
+        Raises:
+            TrainingError: a given architecture setting differs from the init model's.
+            ModelError: the init model does not exist or its card is damaged.
+        """
+        arch, preprocess = dict(ARCHITECTURE), None
+        if self.init is not None:
+            _, card = store.load_card(self.init)
+            arch = {k: getattr(card, k) for k in ARCHITECTURE}
+            preprocess = card.preprocess
+            for k, v in arch.items():
+                given = getattr(self, k)
+                if given is not None and given != v:
+                    raise TrainingError(
+                        f"--init {self.init} has {k} {v!r}, not {given!r}: fine-tuning keeps the model's "
+                        f"architecture (leave --{k.replace('_', '-')} out)"
+                    )
+        arch = {k: v if getattr(self, k) is None else getattr(self, k) for k, v in arch.items()}
         return dataclasses.replace(
             self,
-            preprocess=self.preprocess or data_lib.default_preprocess(self.dataset),
+            **arch,
+            preprocess=self.preprocess or preprocess or data_lib.default_preprocess(self.dataset),
             holdout=data_lib.default_holdout(self.dataset) if self.holdout is None else self.holdout,
         )
 
@@ -232,6 +261,14 @@ class Trainer:
         out = self._train_step(real, tf.constant(step, tf.int64))
         return {k: float(v) for k, v in out.items()}
 
+    def start_from(self, model: store.Model) -> None:
+        """Take G's and D's weights (batch-norm statistics included) from a trained model;
+        an EMA generator starts from the same G."""
+        for mine, theirs in ((self.generator, model.generator), (self.discriminator, model.discriminator)):
+            mine.set_weights(theirs.get_weights())
+        if self.ema_generator is not None:
+            self.ema_generator.set_weights(model.generator.get_weights())
+
     # --- samples ------------------------------------------------------------------
 
     def fixed_z(self, n: int = 64) -> tf.Tensor:
@@ -345,6 +382,10 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
         trainer.d_opt.learning_rate.assign(config.lr)
         if verbose:
             print(f"Resuming {run_dir} at step {int(trainer.step)}")
+    elif config.init is not None:
+        trainer.start_from(store.load_model(config.init))
+        if verbose:
+            print(f"Starting from {config.init}'s G and D")
     writer = tf.summary.create_file_writer(str(run_dir / "logs"))
     strategy = trainer.strategy
     start_step = int(trainer.step)
@@ -439,6 +480,7 @@ def _save_models(
         extra={
             "ema": c.ema,
             "augment": c.augment,
+            **({"init": c.init} if c.init is not None else {}),
             "training_images": count,
             "batch_size": c.batch_size,
             "steps": step,
