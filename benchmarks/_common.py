@@ -1,11 +1,14 @@
 """Shared helpers for the benchmark scripts: FLOP counts, the machine's matmul ceiling, tables."""
 
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import tfinpaint` does, before TensorFlow loads
+import tensorflow as tf  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "celeba_align_half"

@@ -3,8 +3,12 @@
     python benchmarks/train_throughput.py [--width 64] [--steps 20] [--ema 0.999] [--augment color,translation,cutout]
 
 FLOPs per image count one D update and one G update: G forward, D forward on real and
-fake and their backward passes (taken as twice the forward), then G forward, D forward
-and backward, G backward: 4 F_G + 8 F_D for forward costs F_G and F_D.
+fake and their backward passes (taken as twice the forward), then D forward and backward
+on the same generated batch and G backward: 3 F_G + 8 F_D for forward costs F_G and F_D
+(G's forward pass is reused by its update, as in pytorch/examples).
+
+With torch installed (it is not a dependency), the same DCGAN and step in PyTorch
+(benchmarks/_torch_dcgan.py) run in the same process and the ratio is printed.
 """
 
 import argparse
@@ -14,8 +18,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from _common import FACES, discriminator_flops, generator_flops, matmul_gflops, table  # noqa: E402, I001
+
 import tensorflow as tf  # noqa: E402
-from _common import FACES, discriminator_flops, generator_flops, matmul_gflops, table  # noqa: E402
 
 from tfinpaint import data  # noqa: E402
 from tfinpaint.train import TrainConfig, Trainer  # noqa: E402
@@ -58,17 +63,34 @@ def main():
         trainer.train_step(batches[3 + i], 3 + i)
     step_rate = args.steps * args.batch_size / (time.perf_counter() - t)
 
-    flops = 4 * generator_flops(trainer.generator) + 8 * discriminator_flops(trainer.discriminator)
+    torch_rate = None
+    try:
+        import _torch_dcgan
+    except ImportError:  # torch is not installed: no side-by-side figure
+        _torch_dcgan = None
+    if _torch_dcgan is not None and args.width == 64 and not (args.ema or args.augment):
+        torch_rate = _torch_dcgan.images_per_second(args.width, args.batch_size, args.steps)
+
+    flops = 3 * generator_flops(trainer.generator) + 8 * discriminator_flops(trainer.discriminator)
     ceiling = matmul_gflops()
     print(
         f"DCGAN 64x64, width {args.width}, batch {args.batch_size}, ema {args.ema or 'off'}, "
-        f"augment {args.augment or 'off'}, {tf.config.list_physical_devices()[0].device_type}"
+        f"augment {args.augment or 'off'}, {tf.config.list_physical_devices()[0].device_type}, "
+        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}"
     )
     print(
         table(
             ("measure", "value"),
             [
                 ("training images/s", f"{step_rate:.1f}"),
+                *(
+                    [
+                        ("PyTorch, same DCGAN and step: images/s", f"{torch_rate:.1f}"),
+                        ("tfinpaint / PyTorch", f"{step_rate / torch_rate:.2f}x"),
+                    ]
+                    if torch_rate
+                    else []
+                ),
                 ("GFLOPs per image (one D and one G update)", f"{flops / 1e9:.3f}"),
                 ("GFLOP/s in training", f"{step_rate * flops / 1e9:.1f}"),
                 ("4096^2 matmul GFLOP/s (ceiling)", f"{ceiling:.1f}"),

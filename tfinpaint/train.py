@@ -223,18 +223,26 @@ class Trainer:
                 images, self.augment, tf.random.experimental.stateless_fold_in(seed, k), c.batch_size, start
             )
 
-        with tf.GradientTape() as tape:
+        # G's forward pass is recorded once and reused by its first update (as in
+        # pytorch/examples): D's update does not change G, so G(z) would come out the same.
+        g_tape = tf.GradientTape()
+        with g_tape:
             fake = self.generator(z, training=True)
+        with tf.GradientTape() as tape:
             real_logits = self.discriminator(augment(real, 1), training=True)
             fake_logits = self.discriminator(augment(fake, 2), training=True)
             d_loss = tf.reduce_sum(discriminator_loss(real_logits, fake_logits)) * scale
         grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
         self.d_opt.apply_gradients(zip(grads, self.discriminator.trainable_variables))
-        for _ in range(c.g_steps):
-            with tf.GradientTape() as tape:
-                fake_logits = self.discriminator(augment(self.generator(z, training=True), 3), training=True)
+        for i in range(c.g_steps):
+            if i:
+                g_tape = tf.GradientTape()
+                with g_tape:
+                    fake = self.generator(z, training=True)
+            with g_tape:
+                fake_logits = self.discriminator(augment(fake, 3), training=True)
                 g_loss = tf.reduce_sum(generator_loss(fake_logits)) * scale
-            grads = tape.gradient(g_loss, self.generator.trainable_variables)
+            grads = g_tape.gradient(g_loss, self.generator.trainable_variables)
             self.g_opt.apply_gradients(zip(grads, self.generator.trainable_variables))
         d_real = tf.reduce_sum(tf.sigmoid(real_logits)) * scale
         d_fake = tf.reduce_sum(tf.sigmoid(fake_logits)) * scale
