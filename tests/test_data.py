@@ -120,3 +120,42 @@ def test_load_image_file_error_names_the_file(tmp_path):
     (tmp_path / "x.png").write_text("text")
     with pytest.raises(data.DataError, match=r"Cannot read image .*x\.png"):
         data.load_image_file(tmp_path / "x.png")
+
+
+# The real TFDS builder path, in a fresh process (mock_data never reaches it): with no
+# prepared copy and no network, the download fails and says in one line what to do.
+# No download can start: HTTP(S) goes to a closed local port, and TFDS's ten retries with
+# backoff (200 s) are cut to none.
+_REAL_BUILDER = """
+import sys
+import tensorflow_datasets.core.download.downloader as downloader
+downloader.MAX_RETRIES = 0
+from tfinpaint import data
+from tfinpaint.errors import DataError
+source = data.resolve(sys.argv[1], None, 0)
+try:
+    data.base_dataset(source, 64, data_dir=sys.argv[2])
+except DataError as e:
+    print(e)
+"""
+
+
+@pytest.mark.parametrize("name,version", [("celeb_a", "2.1.0"), ("svhn_cropped", "3.1.0")])
+def test_tfds_builder_without_data_or_network_says_where_to_put_it(tmp_path, name, version):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="")
+    p = subprocess.run(
+        [sys.executable, "-c", _REAL_BUILDER, name, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    message = p.stdout.strip().splitlines()[-1]  # after TFDS's own "Downloading and preparing" line
+    start = f"TFDS dataset {name} is not in {tmp_path / name / version} and could not be downloaded and prepared "
+    assert message.startswith(start)
+    assert message[len(start) :].startswith(("(ProxyError: ", "(ConnectionError: ")), message  # the network, no import
+    assert message.endswith(
+        f"Prepare it where there is internet (`tfds build {name} --data_dir DIR`), copy DIR here and pass "
+        "--data-dir DIR, or train on a folder of images"
+    )

@@ -217,9 +217,8 @@ def base_dataset(
         if count == 0:
             raise DataError(f"None of the {len(source.files)} files in {source.name} could be decoded")
         return ds, count
-    import tensorflow_datasets as tfds
-
-    ds, info = tfds.load(source.name, split=source.split, data_dir=data_dir, with_info=True, shuffle_files=False)
+    builder = _prepared_builder(source.name, data_dir)
+    ds, info = builder.as_dataset(split=source.split, shuffle_files=False), builder.info
     if "image" not in info.features:
         raise DataError(f"TFDS dataset {source.name!r} has no 'image' feature")
     ds = ds.map(lambda ex: prep(ex["image"]), num_parallel_calls=autotune, deterministic=True).cache()
@@ -227,6 +226,29 @@ def base_dataset(
     if count < 0:  # unknown (e.g. mocked data): count once; the cache makes it free later
         count = int(ds.reduce(0, lambda n, _: n + 1))
     return ds, count
+
+
+def _prepared_builder(name: str, data_dir: str | None):
+    """The TFDS builder of `name`, downloaded and prepared first if it is not yet.
+
+    Raises:
+        DataError: it is not prepared and cannot be downloaded or prepared here.
+    """
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+        try:
+            builder.download_and_prepare()
+        except Exception as e:  # no network, a quota, a checksum, a manual download: all end here
+            reason = (str(e).strip().splitlines() or [""])[0][:200]
+            raise DataError(
+                f"TFDS dataset {name} is not in {builder.data_dir} and could not be downloaded and prepared "
+                f"({type(e).__name__}: {reason}). Prepare it where there is internet "
+                f"(`tfds build {name} --data_dir DIR`), copy DIR here and pass --data-dir DIR, "
+                "or train on a folder of images"
+            ) from None
+    return builder
 
 
 def epoch_dataset(
