@@ -2,14 +2,22 @@
 
 Thin by design: options are parsed here, the work is done by the library, and the
 results are printed. TensorFlow is imported inside each command so `--help` answers
-at once; every expected failure (`tfinpaint.TfinpaintError`) is one line, no traceback.
+at once; every expected failure (`tfinpaint.TfinpaintError`) is one line, no traceback;
+an unexpected one is one line too, naming the log file that holds its traceback.
+
+TensorFlow's native start-up lines (absl's "All log messages before
+absl::InitializeLog()", CUDA probing on a machine without a GPU) are written to that log
+instead of the terminal, unless `--verbose` is given or `TF_CPP_MIN_LOG_LEVEL` is set.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
 import click
@@ -27,22 +35,66 @@ from tfinpaint.constants import (
     STRATEGIES,
 )
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Where unexpected errors' tracebacks and TensorFlow's start-up lines go.
+LOG_DIR = Path(os.environ.get("TFINPAINT_LOG_DIR") or Path(tempfile.gettempdir()) / "tfinpaint-logs")
+
+
+def _log_path(command: str) -> Path:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    return LOG_DIR / f"{command}-{datetime.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+
+
+def _start_tensorflow(command: str, verbose: bool) -> None:
+    """Import TensorFlow and create its devices with native stderr sent to a log file,
+    unless asked for it (`--verbose`, or `TF_CPP_MIN_LOG_LEVEL` set by the user)."""
+    if "tensorflow" in sys.modules:
+        return
+    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # then only warnings and errors after the start
+    log = _log_path(command)
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    try:
+        with open(log, "w") as f:
+            os.dup2(f.fileno(), 2)
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+    finally:
+        os.dup2(terminal, 2)
+        os.close(terminal)
+    log.unlink()
 
 
 def friendly_errors(fn):
-    """Turn the library's expected failures into one-line errors instead of tracebacks."""
+    """Run a command: expected failures and unexpected ones each become one line."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        ctx = click.get_current_context()
+        verbose = bool(ctx.find_root().params.get("verbose"))
         try:
             check_backend()
+            _start_tensorflow(ctx.info_name, verbose)
             return fn(*args, **kwargs)
         except TfinpaintError as e:
             raise click.ClickException(str(e)) from None
         except KeyboardInterrupt:
             click.echo("\nInterrupted.", err=True)
             sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as e:
+            if verbose:
+                raise
+            log = _log_path(ctx.info_name)
+            log.write_text(traceback.format_exc())
+            reason = (str(e).strip().splitlines() or [""])[0][:300]
+            raise click.ClickException(
+                f"Unexpected {type(e).__name__}: {reason} (the full traceback is in {log}; "
+                "run with --verbose to see it here)"
+            ) from None
 
     return wrapper
 
@@ -92,7 +144,10 @@ def _comma_list(value: str, choices: tuple[str, ...], param: str) -> list[str]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tfinpaint")
-def main():
+@click.option(
+    "--verbose", is_flag=True, help="Show TensorFlow's native log lines and the traceback of unexpected errors."
+)
+def main(verbose):
     """Semantic image inpainting with deep generative models (Yeh et al., 2016).
 
     Train a DCGAN on clean images (`train`), fill the holes of images by searching

@@ -240,3 +240,42 @@ def test_fill_does_not_overwrite(tiny_run, face_png, tmp_path):
     assert (tmp_path / "face_filled.png").read_bytes() == b"keep me"
     r = run("fill", face_png, "--model", tiny_run, "--out", tmp_path, "--iterations", 1, "--overwrite")
     assert r.exit_code == 0 and Image.open(tmp_path / "face_filled.png").size == (89, 109)
+
+
+def test_tensorflow_start_up_lines_stay_out_of_the_terminal(tmp_path):
+    # a fresh process, as a user runs it: the error is the only line on stderr
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["TFINPAINT_LOG_DIR"] = str(tmp_path / "logs")
+    cmd = [sys.executable, "-m", "tfinpaint.cli", "fill", str(tmp_path / "nothing.png")]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 1
+    assert p.stderr.splitlines() == [f"Error: Cannot read image {tmp_path / 'nothing.png'}: no such file"]
+    assert not list((tmp_path / "logs").iterdir())  # the start-up log is removed once TensorFlow is up
+    verbose = subprocess.run(cmd[:3] + ["--verbose"] + cmd[3:], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert verbose.returncode == 1 and len(verbose.stderr.splitlines()) > 1  # TensorFlow's own lines too
+
+
+def test_unexpected_errors_are_one_line_with_the_log(monkeypatch, tmp_path, few_faces):
+    import importlib
+
+    from tfinpaint import fill as fill_lib
+
+    cli_main = importlib.import_module(main.callback.__module__)  # the module, not the click group
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke\nsecond line")
+
+    monkeypatch.setattr(cli_main, "LOG_DIR", tmp_path / "logs")
+    monkeypatch.setattr(fill_lib, "fill", broken)
+    face = sorted(few_faces.iterdir())[0]
+    r = CliRunner().invoke(main, ["fill", str(face), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1
+    [log] = (tmp_path / "logs").iterdir()
+    assert r.output == (
+        f"Error: Unexpected RuntimeError: something inside broke (the full traceback is in {log}; "
+        "run with --verbose to see it here)\n"
+    )
+    assert log.read_text().startswith("Traceback (most recent call last):")
+    assert "RuntimeError: something inside broke" in log.read_text()
+    with pytest.raises(RuntimeError, match="something inside broke"):
+        CliRunner().invoke(main, ["--verbose", "fill", str(face)], catch_exceptions=False)
