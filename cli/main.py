@@ -330,12 +330,20 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
 def fill_command(images, mask_spec, mask_invert, model_spec, out, panel, overwrite, **options):
     from tfinpaint import fill as fill_lib
 
-    fill_lib.check_outputs(images, out, panel, overwrite)
+    todo = fill_lib.check_outputs(images, out, panel, overwrite)
+    if len(todo) < len(images):
+        done = len(images) - len(todo)
+        click.echo(f"Skipping {done} of {len(images)} photos already filled in {out} (--overwrite fills them again)")
+    if not todo:
+        return
     progress = _BatchProgress()
-    for result in fill_lib.fill(images, model_spec, mask_spec, invert=mask_invert, progress=progress, **options):
+    for result in fill_lib.fill(todo, model_spec, mask_spec, invert=mask_invert, progress=progress, **options):
         progress.close()
-        for path in fill_lib.save(result, out, panel=panel):
+        written = fill_lib.save(result, out, panel=panel, overwrite=overwrite)
+        for path in written:
             click.echo(f"Wrote {path}")
+        for path in set(fill_lib.output_paths(result.name, out)[: 2 if panel else 1]) - set(written):
+            click.echo(f"Kept {path}: it appeared while this photo was filled (--overwrite replaces it)")
 
 
 class _BatchProgress:

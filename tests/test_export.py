@@ -248,3 +248,23 @@ def test_served_search_raises_ds_logit_with_no_known_pixel(tiny_export):
     before = sigs["discriminate"](image=start)["logit"].numpy()
     after = sigs["discriminate"](image=found)["logit"].numpy()
     assert (after > before + 0.05).all(), (before, after)
+
+
+def test_export_killed_midway_is_cleaned_up_by_the_next(tiny_run, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    base = tmp_path / "m"
+    cmd = [sys.executable, "-m", "tfinpaint.cli", "export", "--model", str(tiny_run), "--out", str(base)]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    leftover = base / f".1.{p.pid}.tmp"
+    deadline = time.monotonic() + 240
+    while not leftover.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)  # kill -9 while the SavedModel is being written
+    p.wait()
+    assert leftover.exists() and not (base / "1").exists()
+    export(tiny_run, base)
+    assert sorted(x.name for x in base.iterdir()) == ["1", "model.json"]

@@ -107,8 +107,41 @@ def test_outputs_are_checked_before_the_search(tmp_path, faces_dir):
     a, b = faces_dir / "000001.jpg", tmp_path / "000001.png"
     with pytest.raises(fill_lib.OutputError, match="Two photos would both be written to .*000001_filled.png"):
         fill_lib.check_outputs([a, b], tmp_path, panel=False, overwrite=False)
-    (tmp_path / "000001_panel.png").write_bytes(b"x")
-    fill_lib.check_outputs([a], tmp_path, panel=False, overwrite=False)  # the panel is not asked for
-    with pytest.raises(fill_lib.OutputError, match="000001_panel.png exists; pass --overwrite"):
-        fill_lib.check_outputs([a], tmp_path, panel=True, overwrite=False)
-    fill_lib.check_outputs([a], tmp_path, panel=True, overwrite=True)
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(fill_lib.OutputError, match=f"Cannot write results to {tmp_path / 'file' / 'out'}: Not a dir"):
+        fill_lib.check_outputs([a], tmp_path / "file" / "out", panel=False, overwrite=False)
+    # a photo whose outputs all exist is done: a re-run fills only what is missing
+    c = faces_dir / "000002.jpg"
+    (tmp_path / "000001_filled.png").write_bytes(b"x")
+    assert fill_lib.check_outputs([a, c], tmp_path, panel=False, overwrite=False) == [c]
+    assert fill_lib.check_outputs([a, c], tmp_path, panel=True, overwrite=False) == [a, c]  # no panel yet
+    assert fill_lib.check_outputs([a, c], tmp_path, panel=False, overwrite=True) == [a, c]
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_results_are_written_atomically_and_never_replace_another_runs(tiny_run, faces_dir, tmp_path):
+    [result] = fill_lib.fill([faces_dir / "000001.jpg"], tiny_run, iterations=2)
+    target = tmp_path / "000001_filled.png"
+    # what a run killed while writing leaves: only its hidden temporary, which the next run removes
+    stale = tmp_path / f".000001_filled.png.{_dead_pid()}.tmp"
+    stale.write_bytes(b"half a PNG")
+    assert fill_lib.check_outputs([faces_dir / "000001.jpg"], tmp_path, panel=True, overwrite=False)
+    assert not stale.exists()
+    assert fill_lib.save(result, tmp_path, panel=True) == [target, tmp_path / "000001_panel.png"]
+    assert np.array_equal(np.asarray(Image.open(target)), result.image)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["000001_filled.png", "000001_panel.png"]
+    # another run's file, written while this one searched, is kept
+    target.write_bytes(b"another run's result")
+    assert fill_lib.save(result, tmp_path) == []
+    assert target.read_bytes() == b"another run's result"
+    assert fill_lib.save(result, tmp_path, overwrite=True) == [target]
+    assert np.array_equal(np.asarray(Image.open(target)), result.image)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["000001_filled.png", "000001_panel.png"]

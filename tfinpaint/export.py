@@ -22,13 +22,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import tempfile
 import types
 from pathlib import Path
 
 import tensorflow as tf
 
-from tfinpaint import store
+from tfinpaint import files, store
 from tfinpaint.errors import ExportError
 from tfinpaint.search import SearchSettings, search_finish, search_start, search_step
 
@@ -225,7 +224,8 @@ def export(
     returns the version folder.
 
     The SavedModel is written to a temporary folder beside its destination and renamed
-    at the end, so a failed export leaves nothing behind.
+    at the end, so a failed export leaves nothing behind; one killed leaves its folder,
+    which the next export into `out` removes.
     """
     if not isinstance(model, store.Model):
         model = store.load_model(model)
@@ -236,7 +236,10 @@ def export(
     settings = settings or model.card.search_settings()
     module = InpaintingModule(model.generator, model.discriminator, settings)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=out))
+    files.remove_stale_temporaries(out)  # of exports that were killed
+    tmp = files.temp_path(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         tf.saved_model.save(module, str(tmp), signatures=module.signatures())
         card = dataclasses.replace(
@@ -253,7 +256,6 @@ def export(
         for key in ("dataset", "heldout"):  # card_extra may replace the recorded data
             if key in card.extra:
                 setattr(card, key, card.extra.pop(key))
-        tmp.chmod(0o755)  # mkdtemp's 0700 would keep a server running as another user out
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)

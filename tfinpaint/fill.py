@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -19,9 +20,9 @@ from PIL import Image
 
 from tfinpaint import blend as blend_lib
 from tfinpaint import data as data_lib
+from tfinpaint import files, store
 from tfinpaint import images as images_lib
 from tfinpaint import masks as masks_lib
-from tfinpaint import store
 from tfinpaint.errors import DataError, MaskError, TfinpaintError
 from tfinpaint.search import BLENDS, SearchSettings, inpaint
 
@@ -185,8 +186,17 @@ def output_paths(name: str, out: Path) -> tuple[Path, Path]:
     return out / f"{stem}_filled.png", out / f"{stem}_panel.png"
 
 
-def check_outputs(photos: Sequence[Photo], out: Path, panel: bool, overwrite: bool) -> None:
-    """Refuse, before any work, outputs that would collide or replace files without `overwrite`."""
+def check_outputs(photos: Sequence[Photo], out: Path, panel: bool, overwrite: bool) -> list[Photo]:
+    """Check, before any work, where the results go; returns the photos still to fill.
+
+    Without `overwrite`, a photo whose outputs all exist is left out, so a run that was
+    interrupted fills only what is missing when run again. Temporaries left in `out` by
+    killed runs are removed.
+
+    Raises:
+        OutputError: two photos would be written to one name, or `out` cannot be written.
+    """
+    out = Path(out)
     names = [
         output_paths(Path(p).name if not isinstance(p, np.ndarray) else f"image_{i}", out) for i, p in enumerate(photos)
     ]
@@ -194,22 +204,26 @@ def check_outputs(photos: Sequence[Photo], out: Path, panel: bool, overwrite: bo
     if len(set(filled)) != len(filled):
         dup = next(f for f in filled if filled.count(f) > 1)
         raise OutputError(f"Two photos would both be written to {out / dup}; give them different names")
-    if not overwrite:
-        for result, pan in names:
-            for target in (result, pan) if panel else (result,):
-                if target.exists():
-                    raise OutputError(f"{target} exists; pass --overwrite to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as e:
+        raise OutputError(f"Cannot write results to {out}: {e.strerror or e}") from None
+    files.remove_stale_temporaries(out)
+    if overwrite:
+        return list(photos)
+    return [p for p, (result, pan) in zip(photos, names) if not (result.exists() and (pan.exists() or not panel))]
 
 
-def save(result: FilledPhoto, out: str | os.PathLike, panel: bool = False) -> list[Path]:
-    """Write a result (and its panel) to `out`; returns the paths written."""
+def save(result: FilledPhoto, out: str | os.PathLike, panel: bool = False, overwrite: bool = False) -> list[Path]:
+    """Write a result (and its panel) to `out`, each file atomically; returns the paths written.
+
+    Without `overwrite`, an existing file is kept, whoever wrote it (another run, meanwhile)."""
     filled_path, panel_path = output_paths(result.name, Path(out))
-    images_lib.save_png(filled_path, result.image)
-    written = [filled_path]
+    outputs = [(filled_path, result.image)]
     if panel:
-        images_lib.save_png(panel_path, result.panel())
-        written.append(panel_path)
-    return written
+        outputs.append((panel_path, result.panel()))
+    return [path for path, image in outputs if images_lib.save_png(path, image, replace=overwrite)]
 
 
 def _check_inputs(photos: Sequence[Photo], mask: MaskSpec) -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from tfinpaint import files
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -61,8 +62,10 @@ def side_by_side(columns: list[np.ndarray], gap: int = 4, fill: int = 255) -> np
     return np.concatenate(parts, axis=1)
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 image `[H, W, C]` (C = 1 or 3) as PNG, creating the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+def save_png(path: str | os.PathLike, image: np.ndarray, replace: bool = True) -> bool:
+    """Write a uint8 image `[H, W, C]` (C = 1 or 3) as PNG, atomically, creating the folder.
+
+    Returns False, writing nothing, if `replace` is off and `path` exists.
+    """
+    picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    return files.write_atomically(path, lambda tmp: picture.save(tmp, format="PNG"), replace=replace)
