@@ -326,6 +326,13 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
 )
 @click.option("--panel", is_flag=True, help="Also write NAME_panel.png: original, masked input, G(z), result.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=40_000_000,
+    show_default=True,
+    help="Refuse photos with more pixels than this (checked before any work).",
+)
 @friendly_errors
 def fill_command(images, mask_spec, mask_invert, model_spec, out, panel, overwrite, **options):
     from tfinpaint import fill as fill_lib

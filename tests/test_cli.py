@@ -48,6 +48,7 @@ FILL_OPTIONS = [
     "--mask-invert",
     "--block-size",
     "--missing",
+    "--max-pixels",
 ]
 
 

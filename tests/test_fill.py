@@ -62,7 +62,7 @@ def test_fill_streams_batches_and_keeps_known_pixels(tiny_run, faces_dir, monkey
     files = [faces_dir / f"00000{i}.jpg" for i in range(1, 6)]
     read = []
     real_read = fill_lib.read_photo
-    monkeypatch.setattr(fill_lib, "read_photo", lambda p, i: read.append(i) or real_read(p, i))
+    monkeypatch.setattr(fill_lib, "read_photo", lambda p, i, *rest: read.append(i) or real_read(p, i, *rest))
     model = load_model(tiny_run)
     results = fill_lib.fill(files, model, "random", batch_size=2, iterations=3)
     first = next(results)
@@ -145,3 +145,21 @@ def test_results_are_written_atomically_and_never_replace_another_runs(tiny_run,
     assert fill_lib.save(result, tmp_path, overwrite=True) == [target]
     assert np.array_equal(np.asarray(Image.open(target)), result.image)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["000001_filled.png", "000001_panel.png"]
+
+
+def test_photos_over_the_pixel_limit_are_refused_from_their_header(tiny_run, faces_dir, tmp_path):
+    # 20000x20000 (400 megapixels; Pillow alone raises DecompressionBombError): a 0.4 MB file
+    huge = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((20000, 20000), np.uint8)).save(huge)
+    message = (
+        f"Image {huge} is 20000x20000 (400.0 megapixels), over the limit of 40 megapixels; "
+        "pass --max-pixels 400000000 to fill it anyway"
+    )
+    with pytest.raises(DataError) as e:
+        next(fill_lib.fill([faces_dir / "000001.jpg", huge], tiny_run))  # refused before the first photo
+    assert str(e.value) == message
+    small = faces_dir / "000001.jpg"  # 89x109 = 9,701 pixels
+    with pytest.raises(DataError, match=r"is 89x109 \(0.0 megapixels\), over the limit of 0.009 megapixels"):
+        next(fill_lib.fill([small], tiny_run, max_pixels=9_000))
+    [result] = fill_lib.fill([small], tiny_run, max_pixels=9_701, iterations=1)
+    assert result.image.shape == (109, 89, 3)

@@ -273,10 +273,46 @@ def epoch_dataset(
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def load_image_file(path: str | os.PathLike) -> np.ndarray:
-    """Any image file (grayscale, RGBA, palette, 16-bit) as uint8 RGB `[H, W, 3]`."""
+# Photos larger than this are refused before they are decoded (a 20000x20000 PNG would
+# need gigabytes); `max_pixels` raises it.
+MAX_PIXELS = 40_000_000
+
+
+def _open(path: str | os.PathLike, max_pixels: int) -> Image.Image:
+    # Pillow's own limit (89 megapixels) would raise DecompressionBombError mid-read; this
+    # module's limit is checked instead, from the header, with a message that says how to raise it.
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
-        with Image.open(path) as im:
+        im = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    if im.width * im.height > max_pixels:
+        im.close()
+        raise DataError(
+            f"Image {path} is {im.width}x{im.height} ({im.width * im.height / 1e6:.1f} megapixels), over the "
+            f"limit of {max_pixels / 1e6:g} megapixels; pass --max-pixels {im.width * im.height} to fill it anyway"
+        )
+    return im
+
+
+def check_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> None:
+    """Raise `DataError` if `path` is not a readable image or is over `max_pixels`; reads only its header."""
+    try:
+        _open(path, max_pixels).close()
+    except DataError:
+        raise
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise DataError(f"Cannot read image {path}: {e}") from None
+
+
+def load_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Any image file (grayscale, RGBA, palette, 16-bit) as uint8 RGB `[H, W, 3]`.
+
+    Raises:
+        DataError: unreadable, or over `max_pixels` (checked before decoding).
+    """
+    try:
+        with _open(path, max_pixels) as im:
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float64)
                 top = 65535.0 if arr.max() > 255 else 255.0
@@ -286,6 +322,8 @@ def load_image_file(path: str | os.PathLike) -> np.ndarray:
                 white = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(white, im)
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except DataError:
+        raise
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise DataError(f"Cannot read image {path}: {e}") from None
 

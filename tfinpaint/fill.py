@@ -167,7 +167,7 @@ def photo_mask(
     raise MaskError(f"Mask {str(spec)!r} is neither one of {masks_lib.KINDS} nor an existing mask file or folder")
 
 
-def read_photo(photo: Photo, index: int) -> tuple[str, Path | None, np.ndarray]:
+def read_photo(photo: Photo, index: int, max_pixels: int = data_lib.MAX_PIXELS) -> tuple[str, Path | None, np.ndarray]:
     """(name, path or None, uint8 `[H, W, 3]`) of a photo given as a path or an array."""
     if isinstance(photo, np.ndarray):
         image = photo if photo.ndim == 3 else photo[..., None]
@@ -177,7 +177,7 @@ def read_photo(photo: Photo, index: int) -> tuple[str, Path | None, np.ndarray]:
     path = Path(photo)
     if not path.is_file():
         raise DataError(f"Cannot read image {path}: no such file")
-    return path.name, path, data_lib.load_image_file(path)
+    return path.name, path, data_lib.load_image_file(path, max_pixels)
 
 
 def output_paths(name: str, out: Path) -> tuple[Path, Path]:
@@ -226,14 +226,16 @@ def save(result: FilledPhoto, out: str | os.PathLike, panel: bool = False, overw
     return [path for path, image in outputs if images_lib.save_png(path, image, replace=overwrite)]
 
 
-def _check_inputs(photos: Sequence[Photo], mask: MaskSpec) -> None:
-    """The cheap checks, before any photo is filled: every file exists and has its mask."""
+def _check_inputs(photos: Sequence[Photo], mask: MaskSpec, max_pixels: int) -> None:
+    """The cheap checks, before any photo is filled: every file exists, is an image within
+    `max_pixels` (from its header) and has its mask."""
     folder = None if isinstance(mask, (np.ndarray, Sequence)) and not isinstance(mask, str) else Path(mask)
     for photo in photos:
         if isinstance(photo, np.ndarray):
             continue
         if not Path(photo).is_file():
             raise DataError(f"Cannot read image {photo}: no such file")
+        data_lib.check_image_file(photo, max_pixels)
         if folder is not None and folder.is_dir():
             masks_lib.find_in_folder(folder, photo)
 
@@ -252,6 +254,7 @@ def fill(
     seed: int = 0,
     invert: bool = False,
     progress: Progress | None = None,
+    max_pixels: int = data_lib.MAX_PIXELS,
     **options,
 ) -> Iterator[FilledPhoto]:
     """Fill the holes of photos with the model, a batch at a time; yields one result per photo.
@@ -271,6 +274,7 @@ def fill(
         invert: mask files: black = missing instead of white.
         progress: called as `progress(label, iteration, iterations, loss)` during each
             batch's search; `label` names the batch ("Filling 1-16 of 40").
+        max_pixels: photos with more pixels are refused before any search.
 
     Yields:
         `FilledPhoto`s, in the order of `photos`.
@@ -287,12 +291,12 @@ def fill(
     elif chosen:
         settings = dataclasses.replace(settings, **{k: v for k, v in chosen.items() if v is not None})
     photos = list(photos)
-    _check_inputs(photos, mask)
+    _check_inputs(photos, mask, max_pixels)
     total = len(photos)
     for start in range(0, total, batch_size):
         batch = []
         for i in range(start, min(start + batch_size, total)):
-            name, path, original = read_photo(photos[i], i)
+            name, path, original = read_photo(photos[i], i, max_pixels)
             m = photo_mask(
                 mask,
                 i,
