@@ -34,6 +34,7 @@ from tfinpaint.constants import (
     SIDES,
     STRATEGIES,
 )
+from tfinpaint.errors import first_line
 
 # Where unexpected errors' tracebacks and TensorFlow's start-up lines go.
 LOG_DIR = Path(os.environ.get("TFINPAINT_LOG_DIR") or Path(tempfile.gettempdir()) / "tfinpaint-logs")
@@ -47,9 +48,7 @@ def _log_path(command: str) -> Path:
 def _start_tensorflow(command: str, verbose: bool) -> None:
     """Import TensorFlow and create its devices with native stderr sent to a log file,
     unless asked for it (`--verbose`, or `TF_CPP_MIN_LOG_LEVEL` set by the user)."""
-    if "tensorflow" in sys.modules:
-        return
-    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if "tensorflow" in sys.modules or verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # then only warnings and errors after the start
     log = _log_path(command)
@@ -90,9 +89,8 @@ def friendly_errors(fn):
                 raise
             log = _log_path(ctx.info_name)
             log.write_text(traceback.format_exc())
-            reason = (str(e).strip().splitlines() or [""])[0][:300]
             raise click.ClickException(
-                f"Unexpected {type(e).__name__}: {reason} (the full traceback is in {log}; "
+                f"Unexpected {type(e).__name__}: {first_line(e, 300)} (the full traceback is in {log}; "
                 "run with --verbose to see it here)"
             ) from None
 
@@ -347,10 +345,11 @@ def fill_command(images, mask_spec, mask_invert, model_spec, out, panel, overwri
     for result in fill_lib.fill(todo, model_spec, mask_spec, invert=mask_invert, progress=progress, **options):
         progress.close()
         written = fill_lib.save(result, out, panel=panel, overwrite=overwrite)
-        for path in written:
-            click.echo(f"Wrote {path}")
-        for path in set(fill_lib.output_paths(result.name, out)[: 2 if panel else 1]) - set(written):
-            click.echo(f"Kept {path}: it appeared while this photo was filled (--overwrite replaces it)")
+        for path in fill_lib.output_paths(result.name, out)[: 1 + panel]:
+            if path in written:
+                click.echo(f"Wrote {path}")
+            else:
+                click.echo(f"Kept {path}: it appeared while this photo was filled (--overwrite replaces it)")
 
 
 class _BatchProgress:

@@ -19,7 +19,7 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from tfinpaint.constants import PREPROCESS
-from tfinpaint.errors import DataError
+from tfinpaint.errors import DataError, first_line
 from tfinpaint.images import IMAGE_EXTENSIONS
 
 # Share of the width kept by the `celeba` preset: the paper's 108x108 centre of a
@@ -241,10 +241,9 @@ def _prepared_builder(name: str, data_dir: str | None):
         try:
             builder.download_and_prepare()
         except Exception as e:  # no network, a quota, a checksum, a manual download: all end here
-            reason = (str(e).strip().splitlines() or [""])[0][:200]
             raise DataError(
                 f"TFDS dataset {name} is not in {builder.data_dir} and could not be downloaded and prepared "
-                f"({type(e).__name__}: {reason}). Prepare it where there is internet "
+                f"({type(e).__name__}: {first_line(e)}). Prepare it where there is internet "
                 f"(`tfds build {name} --data_dir DIR`), copy DIR here and pass --data-dir DIR, "
                 "or train on a folder of images"
             ) from None
@@ -279,11 +278,18 @@ MAX_PIXELS = 40_000_000
 
 
 def _open(path: str | os.PathLike, max_pixels: int) -> Image.Image:
+    """The image, opened (its header read, nothing decoded) and within `max_pixels`.
+
+    Raises:
+        DataError: unreadable, or over the limit.
+    """
     # Pillow's own limit (89 megapixels) would raise DecompressionBombError mid-read; this
     # module's limit is checked instead, from the header, with a message that says how to raise it.
     saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         im = Image.open(path)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise DataError(f"Cannot read image {path}: {e}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = saved
     if im.width * im.height > max_pixels:
@@ -297,12 +303,7 @@ def _open(path: str | os.PathLike, max_pixels: int) -> Image.Image:
 
 def check_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> None:
     """Raise `DataError` if `path` is not a readable image or is over `max_pixels`; reads only its header."""
-    try:
-        _open(path, max_pixels).close()
-    except DataError:
-        raise
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise DataError(f"Cannot read image {path}: {e}") from None
+    _open(path, max_pixels).close()
 
 
 def load_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -311,8 +312,8 @@ def load_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np
     Raises:
         DataError: unreadable, or over `max_pixels` (checked before decoding).
     """
-    try:
-        with _open(path, max_pixels) as im:
+    with _open(path, max_pixels) as im:
+        try:
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float64)
                 top = 65535.0 if arr.max() > 255 else 255.0
@@ -322,10 +323,8 @@ def load_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np
                 white = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(white, im)
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except DataError:
-        raise
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise DataError(f"Cannot read image {path}: {e}") from None
+        except (OSError, UnidentifiedImageError, ValueError) as e:  # a truncated or damaged file
+            raise DataError(f"Cannot read image {path}: {e}") from None
 
 
 def write_list(path: Path, names: list[str] | tuple[str, ...]) -> None:

@@ -5,6 +5,11 @@ input, `RuntimeError` for a process that cannot go on), so callers may catch eit
 """
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an error's message, at most `limit` characters: for one-line reports."""
+    return (str(error).strip().splitlines() or [""])[0][:limit]
+
+
 class TfinpaintError(Exception):
     """Base of every expected failure; its message names the thing and the problem."""
 

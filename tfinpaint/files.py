@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+_TEMP = re.compile(r"^\..+\.(?P<pid>\d+)\.tmp$")
 
 
 def temp_path(path: Path) -> Path:
