@@ -344,6 +344,8 @@ def fill_command(images, mask_spec, mask_invert, model_spec, out, panel, overwri
     progress = _BatchProgress()
     for result in fill_lib.fill(todo, model_spec, mask_spec, invert=mask_invert, progress=progress, **options):
         progress.close()
+        if result.warning:
+            click.echo(f"Warning: {result.warning}", err=True)
         written = fill_lib.save(result, out, panel=panel, overwrite=overwrite)
         for path in fill_lib.output_paths(result.name, out)[: 1 + panel]:
             if path in written:

@@ -118,3 +118,36 @@ def test_batch_shares_factorisation_and_checks_shapes(rng):
         blend.poisson(src[0], tgt[0], np.ones((4, 4, 1)))
     with pytest.raises(ValueError, match="Unknown blend"):
         blend.blend_batch(src, tgt, m, "alpha")
+
+
+def test_large_holes_solved_iteratively_agree_with_the_factorisation(rng):
+    """Past `DIRECT_LIMIT` hole pixels the system is solved by preconditioned conjugate
+    gradients; on the same system both must agree far below one grey level."""
+    mask = np.ones((90, 70, 1))
+    mask[10:80, 5:60] = 0
+    mask[0:4, 0:3] = 0  # a second hole, in the corner
+    source = rng.uniform(0, 255, (90, 70, 3))
+    target = rng.uniform(0, 255, (90, 70, 3))
+    guided = np.zeros((90, 70), bool)
+    guided[:, 20:] = True
+    direct = blend.PoissonSolver(mask)
+    iterative = blend.PoissonSolver(mask, direct_limit=100)
+    assert iterative._lu is None and direct._lu is not None
+    for g in (None, guided):
+        np.testing.assert_allclose(iterative.blend(source, target, g), direct.blend(source, target, g), atol=1e-3)
+
+
+def test_unguided_edges_take_the_known_pixels_value():
+    """Where the source is not defined (`guided` False), the hole continues the known pixels
+    instead of keeping the source's step to them."""
+    mask = np.ones((8, 12, 1))
+    mask[2:6, 0:6] = 0
+    source = np.full((8, 12, 3), 100.0)
+    target = np.full((8, 12, 3), 10.0)
+    np.testing.assert_allclose(blend.poisson(source, target, mask), target)  # a flat source: the level is y's
+    source[:, :3] = 200.0  # the source steps by 100 inside the hole ...
+    guided = np.zeros((8, 12), bool)
+    guided[:, 3:] = True  # ... where it is not defined: no guidance across that step
+    out = blend.poisson(source, target, mask, guided)
+    np.testing.assert_allclose(out, target, atol=1e-9)
+    assert np.abs(blend.poisson(source, target, mask) - target).max() > 30  # guided everywhere: the step stays

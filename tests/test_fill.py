@@ -1,5 +1,7 @@
 """tfinpaint.fill: photos in, photos out; the geometry of the paste-back and the streaming."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -163,3 +165,73 @@ def test_photos_over_the_pixel_limit_are_refused_from_their_header(tiny_run, fac
         next(fill_lib.fill([small], tiny_run, max_pixels=9_000))
     [result] = fill_lib.fill([small], tiny_run, max_pixels=9_701, iterations=1)
     assert result.image.shape == (109, 89, 3)
+
+
+def _boundary_step(image, hole):
+    """Mean absolute step (grey levels, channels averaged) across every 4-neighbour pair with one
+    pixel in the hole and one known: a seam makes it far larger than the photo's own there."""
+    steps = []
+    down = (np.s_[:-1], np.s_[1:])
+    right = (np.s_[:, :-1], np.s_[:, 1:])
+    for a, b in (down, right):
+        cross = hole[a] != hole[b]
+        steps.append(np.abs(image[a].astype(float) - image[b])[cross].mean(-1))
+    return np.concatenate(steps).mean()
+
+
+def test_no_seam_where_the_hole_reaches_the_edge_of_the_crop(faces_dir):
+    """A 128x160 face seen through the celeba crop (the centre 78x78) with the crop's left half
+    missing: along the crop's edge the hole meets known photo pixels the model never saw. G(z)
+    here is another person's face, so blending against the crop's edge would leave a step of
+    tens of grey levels there; the photo's own pixels must set the boundary instead."""
+    photo = np.asarray(Image.open(faces_dir / "000005.jpg").convert("RGB").resize((128, 160), Image.BICUBIC))
+    box = fill_lib.data_lib.crop_box(160, 128, "celeba")
+    mask = fill_lib.mask_in_photo(masks.half(64, "left"), photo.shape[:2], box)
+    prep = fill_lib.prepare(photo, mask, "celeba", 64)
+    other = np.asarray(Image.open(faces_dir / "000009.jpg").convert("RGB"))
+    generated = fill_lib.data_lib.preprocess_numpy(other, "celeba", 64)
+    hole = mask[..., 0] < 0.5
+    own = _boundary_step(photo, hole)
+    out = fill_lib.paste_back(prep, generated, "poisson")
+    np.testing.assert_array_equal(out[~hole], photo[~hole])
+    assert _boundary_step(out, hole) < 1.5 * own
+    assert _boundary_step(fill_lib.paste_back(prep, generated, "overlay"), hole) > 5 * own  # what a seam measures
+
+
+def test_too_small_photos_are_refused_and_almost_empty_views_warned(tiny_run, photo):
+    model = load_model(tiny_run)
+    with pytest.raises(DataError) as e:
+        next(fill_lib.fill([np.zeros((1, 1, 3), np.uint8)], model))
+    least = int(np.ceil(model.image_size * fill_lib.MIN_VIEW))
+    assert str(e.value) == (
+        f"Image image_0 is 1x1: the region the model sees (1x1, {model.preprocess} preprocessing) "
+        f"must be at least {least}x{least} pixels"
+    )
+    top, left, h, w = fill_lib.data_lib.crop_box(*photo.shape[:2], model.preprocess)
+    hole = np.ones(photo.shape[:2] + (1,), np.float32)
+    hole[top : top + h, left + 3 : left + w] = 0.0  # 3 columns of the view known: under 10%
+    [empty] = fill_lib.fill([photo], model, [hole], iterations=1)
+    assert re.fullmatch(
+        r"only [1-9]% of the region the model sees in image_0 is known \(under 10%\): "
+        r"the fill is mostly the model's own guess",
+        empty.warning,
+    )
+    [block] = fill_lib.fill([photo], model, "block", iterations=1)
+    assert block.warning is None
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16"])
+def test_grayscale_photos_get_grayscale_results(tiny_run, photo, tmp_path, mode):
+    gray = np.asarray(Image.fromarray(photo).convert("L"))
+    path = tmp_path / "gray.png"
+    if mode == "L":
+        Image.fromarray(gray).save(path)
+    else:
+        Image.fromarray(gray.astype(np.uint16) * 257).save(path)  # 16 bits, the same picture
+    assert Image.open(path).mode == mode
+    [result] = fill_lib.fill([path], tiny_run, "block", iterations=1)
+    assert result.image.shape == gray.shape + (1,)
+    hole = result.prepared.mask[..., 0] < 0.5
+    np.testing.assert_array_equal(result.image[..., 0][~hole], gray[~hole])
+    [written] = fill_lib.save(result, tmp_path / "out")
+    assert Image.open(written).mode == "L"

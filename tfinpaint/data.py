@@ -301,9 +301,23 @@ def _open(path: str | os.PathLike, max_pixels: int) -> Image.Image:
     return im
 
 
-def check_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> None:
-    """Raise `DataError` if `path` is not a readable image or is over `max_pixels`; reads only its header."""
-    _open(path, max_pixels).close()
+def check_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of an image, read from its header.
+
+    Raises:
+        DataError: not a readable image, or over `max_pixels`.
+    """
+    with _open(path, max_pixels) as im:
+        return im.size
+
+
+GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def is_grayscale(path: str | os.PathLike) -> bool:
+    """Whether an image file is grayscale (1, 8 or 16 bits, with or without alpha), from its header."""
+    with Image.open(path) as im:
+        return im.mode in GRAYSCALE_MODES
 
 
 def load_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:

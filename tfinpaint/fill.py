@@ -4,7 +4,7 @@
 reads their masks, crops and resizes each to the model's input by the model's own
 preprocessing, runs the latent search, resizes G(z) back and blends it into the
 original once, at full resolution. Nothing but the current batch is held in memory.
-Only the crop the model sees can be filled.
+Only the crop the model sees can be filled. A grayscale photo gets a grayscale result.
 """
 
 from __future__ import annotations
@@ -34,6 +34,14 @@ class OutputError(TfinpaintError, ValueError):
     """An output file that must not or cannot be written."""
 
 
+# The region the model sees must be at least this share of the model's side (16 pixels for
+# a 64x64 model): below it, the photo holds too little to fill from.
+MIN_VIEW = 0.25
+# Below this share of known pixels in the model's view, a result carries a warning: the
+# fill is then mostly the model's own guess, however well it is blended (random 80% keeps 20%).
+MIN_KNOWN = 0.1
+
+
 @dataclasses.dataclass
 class Prepared:
     """One photo and its hole, in the photo's own pixels and in the model's.
@@ -60,10 +68,12 @@ class FilledPhoto:
     Attributes:
         name: the photo's file name, or `image_<i>` for an array.
         source: the photo's path (None for an array).
-        image: uint8 `[H, W, 3]`, the photo with its hole filled; known pixels as given.
+        image: uint8 `[H, W, 3]`, or `[H, W, 1]` for a grayscale photo: the photo with
+            its hole filled; known pixels as given.
         generated: G(z) `[S, S, 3]` in [-1, 1] at the model's size.
         loss: the search's final loss for this photo.
         prepared: the photo, its mask and the model's view of them.
+        warning: why this result may disappoint (almost nothing of the view was known), or None.
     """
 
     name: str
@@ -72,9 +82,11 @@ class FilledPhoto:
     generated: np.ndarray
     loss: float
     prepared: Prepared
+    warning: str | None = None
 
     def panel(self) -> np.ndarray:
-        return panel(self.prepared, self.generated, self.image)
+        image = np.repeat(self.image, 3, axis=-1) if self.image.shape[-1] == 1 else self.image
+        return panel(self.prepared, self.generated, image)
 
 
 def mask_in_photo(model_mask: np.ndarray, shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
@@ -109,19 +121,39 @@ def prepare(original: np.ndarray, mask: np.ndarray, preprocess: str, size: int, 
 def paste_back(prep: Prepared, generated: np.ndarray, method: str = "poisson") -> np.ndarray:
     """Blend G(z) `[S, S, 3]` in [-1, 1], resized to the crop, into the original photo.
 
+    Only the hole's bounding box (and a pixel around it) is blended, so memory follows the
+    hole, not the photo. Where the hole reaches the edge of the crop, G(z) stops: Poisson
+    blending takes the boundary there from the photo's own known pixels beyond the edge
+    instead of G(z)'s difference to them, so no seam appears along the crop.
+
     Returns uint8 `[H, W, 3]` whose known pixels equal the original's exactly.
     """
-    top, left, h, w = prep.box
-    target = prep.original.astype(np.float64)
-    source = target.copy()
-    source[top : top + h, left : left + w] = (images_lib.resize(generated, h, w, Image.BICUBIC) + 1.0) * 127.5
-    if method == "poisson":
-        out = blend_lib.poisson(source, target, prep.mask)
-    elif method == "overlay":
-        out = blend_lib.overlay(source, target, prep.mask)
-    else:
+    if method not in BLENDS:
         raise ValueError(f"Unknown blend {method!r}; expected one of {BLENDS}")
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    result = prep.original.copy()
+    hole = prep.mask[..., 0] < 0.5
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    if not rows.size:
+        return result
+    height, width = hole.shape
+    r0, r1 = max(rows[0] - 1, 0), min(rows[-1] + 2, height)
+    c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 2, width)
+    window = np.s_[r0:r1, c0:c1]
+    target = prep.original[window].astype(np.float64)
+    source = target.copy()
+    guided = np.zeros(target.shape[:2], bool)
+    top, left, h, w = prep.box
+    a0, a1, b0, b1 = max(r0, top), min(r1, top + h), max(c0, left), min(c1, left + w)
+    gen = (images_lib.resize(generated, h, w, Image.BICUBIC) + 1.0) * 127.5
+    source[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = gen[a0 - top : a1 - top, b0 - left : b1 - left]
+    guided[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = True
+    mask = prep.mask[window]
+    if method == "poisson":
+        out = blend_lib.poisson(source, target, mask, guided)
+    else:
+        out = blend_lib.overlay(source, target, mask)
+    result[window] = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    return result
 
 
 def panel(prep: Prepared, generated: np.ndarray, result: np.ndarray) -> np.ndarray:
@@ -167,17 +199,49 @@ def photo_mask(
     raise MaskError(f"Mask {str(spec)!r} is neither one of {masks_lib.KINDS} nor an existing mask file or folder")
 
 
-def read_photo(photo: Photo, index: int, max_pixels: int = data_lib.MAX_PIXELS) -> tuple[str, Path | None, np.ndarray]:
-    """(name, path or None, uint8 `[H, W, 3]`) of a photo given as a path or an array."""
+def read_photo(
+    photo: Photo, index: int, max_pixels: int = data_lib.MAX_PIXELS
+) -> tuple[str, Path | None, np.ndarray, bool]:
+    """(name, path or None, uint8 `[H, W, 3]`, whether it is grayscale) of a photo given as
+    a path or an array (`[H, W, 3]`, or `[H, W]` / `[H, W, 1]` for grayscale)."""
     if isinstance(photo, np.ndarray):
         image = photo if photo.ndim == 3 else photo[..., None]
         if image.dtype != np.uint8 or image.shape[-1] not in (1, 3):
             raise DataError(f"Expected photo {index} as uint8 [H, W, 3], got {photo.dtype} {list(photo.shape)}")
-        return f"image_{index}", None, np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+        gray = image.shape[-1] == 1
+        return f"image_{index}", None, np.repeat(image, 3, axis=-1) if gray else image, gray
     path = Path(photo)
     if not path.is_file():
         raise DataError(f"Cannot read image {path}: no such file")
-    return path.name, path, data_lib.load_image_file(path, max_pixels)
+    return path.name, path, data_lib.load_image_file(path, max_pixels), data_lib.is_grayscale(path)
+
+
+def check_size(height: int, width: int, preprocess: str, size: int, name: str) -> None:
+    """Refuse a photo whose region the model sees is under `MIN_VIEW` of the model's side."""
+    _, _, h, w = data_lib.crop_box(height, width, preprocess)
+    least = max(1, int(np.ceil(size * MIN_VIEW)))
+    if min(h, w) < least:
+        raise DataError(
+            f"Image {name} is {width}x{height}: the region the model sees ({w}x{h}, {preprocess} preprocessing) "
+            f"must be at least {least}x{least} pixels"
+        )
+
+
+def known_share_warning(prep: Prepared, name: str) -> str | None:
+    """A warning if under `MIN_KNOWN` of the model's view of a photo is known."""
+    share = float(prep.model_mask.mean())
+    if share >= MIN_KNOWN:
+        return None
+    return (
+        f"only {share:.0%} of the region the model sees in {name} is known (under {MIN_KNOWN:.0%}): "
+        "the fill is mostly the model's own guess"
+    )
+
+
+def to_grayscale(image: np.ndarray) -> np.ndarray:
+    """uint8 `[H, W, 3]` to `[H, W, 1]` by ITU-R 601 luma; a pixel with R = G = B keeps its value."""
+    luma = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.clip(np.round(luma), 0, 255).astype(np.uint8)[..., None]
 
 
 def output_paths(name: str, out: Path) -> tuple[Path, Path]:
@@ -226,16 +290,18 @@ def save(result: FilledPhoto, out: str | os.PathLike, panel: bool = False, overw
     return [path for path, image in outputs if images_lib.save_png(path, image, replace=overwrite)]
 
 
-def _check_inputs(photos: Sequence[Photo], mask: MaskSpec, max_pixels: int) -> None:
+def _check_inputs(photos: Sequence[Photo], mask: MaskSpec, max_pixels: int, model: store.Model) -> None:
     """The cheap checks, before any photo is filled: every file exists, is an image within
-    `max_pixels` (from its header) and has its mask."""
+    `max_pixels` and large enough for the model (from its header), and has its mask."""
     folder = None if isinstance(mask, (np.ndarray, Sequence)) and not isinstance(mask, str) else Path(mask)
-    for photo in photos:
+    for i, photo in enumerate(photos):
         if isinstance(photo, np.ndarray):
+            check_size(*photo.shape[:2], model.preprocess, model.image_size, f"image_{i}")
             continue
         if not Path(photo).is_file():
             raise DataError(f"Cannot read image {photo}: no such file")
-        data_lib.check_image_file(photo, max_pixels)
+        width, height = data_lib.check_image_file(photo, max_pixels)
+        check_size(height, width, model.preprocess, model.image_size, str(photo))
         if folder is not None and folder.is_dir():
             masks_lib.find_in_folder(folder, photo)
 
@@ -291,12 +357,12 @@ def fill(
     elif chosen:
         settings = dataclasses.replace(settings, **{k: v for k, v in chosen.items() if v is not None})
     photos = list(photos)
-    _check_inputs(photos, mask, max_pixels)
+    _check_inputs(photos, mask, max_pixels, model)
     total = len(photos)
     for start in range(0, total, batch_size):
         batch = []
         for i in range(start, min(start + batch_size, total)):
-            name, path, original = read_photo(photos[i], i, max_pixels)
+            name, path, original, gray = read_photo(photos[i], i, max_pixels)
             m = photo_mask(
                 mask,
                 i,
@@ -308,18 +374,22 @@ def fill(
                 invert=invert,
                 **mask_options,
             )
-            batch.append((name, path, prepare(original, m, model.preprocess, model.image_size, str(path or name))))
+            prep = prepare(original, m, model.preprocess, model.image_size, str(path or name))
+            batch.append((name, path, gray, prep))
         label = f"Filling {start + 1}-{start + len(batch)} of {total}"
         report = (lambda it, loss, label=label: progress(label, it, settings.iterations, loss)) if progress else None
         result = inpaint(
-            np.stack([b[2].model_image for b in batch]),
-            np.stack([b[2].model_mask for b in batch]),
+            np.stack([b[3].model_image for b in batch]),
+            np.stack([b[3].model_mask for b in batch]),
             model.generator,
             model.discriminator,
             settings,
             blend=None,
             progress=report,
         )
-        for k, (name, path, prep) in enumerate(batch):
+        for k, (name, path, gray, prep) in enumerate(batch):
             image = paste_back(prep, result.generated[k], blend)
-            yield FilledPhoto(name, path, image, result.generated[k], float(result.loss[k]), prep)
+            if gray:
+                image = to_grayscale(image)
+            warning = known_share_warning(prep, str(path or name))
+            yield FilledPhoto(name, path, image, result.generated[k], float(result.loss[k]), prep, warning)
