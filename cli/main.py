@@ -271,7 +271,11 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
     click.echo(f"Trained models saved in {run_dir}")
 
 
-@main.command("fill", help="Fill the holes of images with the trained GAN (the paper's eqs. 2-6).")
+@main.command(
+    "fill",
+    help="Fill the holes of images with the trained GAN (the paper's eqs. 2-6). IMAGES are files, folders "
+    "(searched recursively; results keep their subfolders under --out) or quoted globs such as 'photos/**/*.jpg'.",
+)
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--mask",
@@ -335,10 +339,11 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
 def fill_command(images, mask_spec, mask_invert, model_spec, out, panel, overwrite, **options):
     from tfinpaint import fill as fill_lib
 
-    todo = fill_lib.check_outputs(images, out, panel, overwrite)
-    if len(todo) < len(images):
-        done = len(images) - len(todo)
-        click.echo(f"Skipping {done} of {len(images)} photos already filled in {out} (--overwrite fills them again)")
+    photos = fill_lib.expand(images)
+    todo = fill_lib.check_outputs(photos, out, panel, overwrite)
+    if len(todo) < len(photos):
+        done = len(photos) - len(todo)
+        click.echo(f"Skipping {done} of {len(photos)} photos already filled in {out} (--overwrite fills them again)")
     if not todo:
         return
     progress = _BatchProgress()

@@ -235,3 +235,28 @@ def test_grayscale_photos_get_grayscale_results(tiny_run, photo, tmp_path, mode)
     np.testing.assert_array_equal(result.image[..., 0][~hole], gray[~hole])
     [written] = fill_lib.save(result, tmp_path / "out")
     assert Image.open(written).mode == "L"
+
+
+def test_folders_and_globs_are_filled_into_the_same_relative_places(tiny_run, faces_dir, tmp_path):
+    photos = tmp_path / "photos"
+    for sub, name in (("a", "000001.jpg"), ("b", "000001.jpg"), ("b/c", "000002.jpg")):
+        (photos / sub).mkdir(parents=True, exist_ok=True)
+        (photos / sub / name).write_bytes((faces_dir / name).read_bytes())
+    (photos / "notes.txt").write_text("not an image")
+    listed = fill_lib.expand([photos])
+    assert [p.name for p in listed] == ["a/000001.jpg", "b/000001.jpg", "b/c/000002.jpg"]
+    globbed = fill_lib.expand([str(photos / "b" / "**" / "*.jpg")])  # named from where the glob starts
+    assert globbed == [(photos / "b" / "000001.jpg", "000001.jpg"), (photos / "b/c/000002.jpg", "c/000002.jpg")]
+    out = tmp_path / "out"
+    results = list(fill_lib.fill([photos], tiny_run, iterations=1, batch_size=2))
+    assert [r.name for r in results] == ["a/000001.jpg", "b/000001.jpg", "b/c/000002.jpg"]
+    for r in results:
+        fill_lib.save(r, out)
+    found = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert found == ["a/000001_filled.png", "b/000001_filled.png", "b/c/000002_filled.png"]
+    assert fill_lib.check_outputs(listed, out, panel=False, overwrite=False) == []  # all done
+    with pytest.raises(DataError, match=f"No images match {tmp_path}/\\*.gif"):
+        fill_lib.expand([str(tmp_path / "*.gif")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=f"No images found in {tmp_path / 'empty'}"):
+        fill_lib.expand([tmp_path / "empty"])

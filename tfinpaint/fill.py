@@ -14,6 +14,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -26,7 +27,16 @@ from tfinpaint import masks as masks_lib
 from tfinpaint.errors import DataError, MaskError, TfinpaintError
 from tfinpaint.search import BLENDS, SearchSettings, inpaint
 
-Photo = str | os.PathLike | np.ndarray
+
+class Listed(NamedTuple):
+    """A photo found in a folder or by a glob: its path, and its name relative to where the
+    search started (results keep that relative place under the output folder)."""
+
+    path: Path
+    name: str
+
+
+Photo = str | os.PathLike | np.ndarray | Listed
 MaskSpec = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
 
 
@@ -144,8 +154,9 @@ def paste_back(prep: Prepared, generated: np.ndarray, method: str = "poisson") -
     guided = np.zeros(target.shape[:2], bool)
     top, left, h, w = prep.box
     a0, a1, b0, b1 = max(r0, top), min(r1, top + h), max(c0, left), min(c1, left + w)
-    gen = (images_lib.resize(generated, h, w, Image.BICUBIC) + 1.0) * 127.5
-    source[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = gen[a0 - top : a1 - top, b0 - left : b1 - left]
+    part = (a0 - top, a1 - top, b0 - left, b1 - left)  # of G(z) resized to the crop: only what the window needs
+    gen = images_lib.resize(generated, h, w, Image.BICUBIC, part)
+    source[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = (gen + 1.0) * 127.5
     guided[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = True
     mask = prep.mask[window]
     if method == "poisson":
@@ -199,6 +210,44 @@ def photo_mask(
     raise MaskError(f"Mask {str(spec)!r} is neither one of {masks_lib.KINDS} nor an existing mask file or folder")
 
 
+def expand(photos: Iterable[Photo]) -> list[Photo]:
+    """Photos given as files, folders (searched recursively) or globs, as a list of files
+    (folders' and globs' as `Listed`); arrays pass through. Paths that do not exist are
+    kept, for `fill`'s checks to name.
+
+    Raises:
+        DataError: a folder holds no image, or a glob matches none.
+    """
+    out: list[Photo] = []
+    for photo in photos:
+        if isinstance(photo, (np.ndarray, Listed)) or Path(photo).is_file():
+            out.append(photo)
+            continue
+        spec = str(photo)
+        if Path(spec).is_dir():
+            root = Path(spec)
+        elif any(c in spec for c in "*?["):
+            parts = Path(spec).parts
+            first = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
+            root = Path(*parts[:first]) if first else Path(".")
+        else:
+            out.append(photo)
+            continue
+        found = data_lib.list_images(spec)
+        if not found:
+            raise DataError(f"No images {'found in' if Path(spec).is_dir() else 'match'} {spec}")
+        out += [Listed(Path(f), os.path.relpath(f, root)) for f in found]
+    return out
+
+
+def photo_name(photo: Photo, index: int) -> str:
+    """The name a photo's results are written under: its file name, its path relative to
+    the folder it was found in, or `image_<index>` for an array."""
+    if isinstance(photo, np.ndarray):
+        return f"image_{index}"
+    return photo.name if isinstance(photo, Listed) else Path(photo).name
+
+
 def read_photo(
     photo: Photo, index: int, max_pixels: int = data_lib.MAX_PIXELS
 ) -> tuple[str, Path | None, np.ndarray, bool]:
@@ -210,10 +259,11 @@ def read_photo(
             raise DataError(f"Expected photo {index} as uint8 [H, W, 3], got {photo.dtype} {list(photo.shape)}")
         gray = image.shape[-1] == 1
         return f"image_{index}", None, np.repeat(image, 3, axis=-1) if gray else image, gray
-    path = Path(photo)
+    path = photo.path if isinstance(photo, Listed) else Path(photo)
     if not path.is_file():
         raise DataError(f"Cannot read image {path}: no such file")
-    return path.name, path, data_lib.load_image_file(path, max_pixels), data_lib.is_grayscale(path)
+    image = data_lib.load_image_file(path, max_pixels)
+    return photo_name(photo, index), path, image, data_lib.is_grayscale(path)
 
 
 def check_size(height: int, width: int, preprocess: str, size: int, name: str) -> None:
@@ -245,9 +295,11 @@ def to_grayscale(image: np.ndarray) -> np.ndarray:
 
 
 def output_paths(name: str, out: Path) -> tuple[Path, Path]:
-    """Where a photo's result and panel go: `OUT/STEM_filled.png`, `OUT/STEM_panel.png`."""
+    """Where a photo's result and panel go: `OUT/STEM_filled.png`, `OUT/STEM_panel.png`
+    (under the photo's relative folder, for one found in a folder)."""
+    where = Path(out) / Path(name).parent
     stem = Path(name).stem
-    return out / f"{stem}_filled.png", out / f"{stem}_panel.png"
+    return where / f"{stem}_filled.png", where / f"{stem}_panel.png"
 
 
 def check_outputs(photos: Sequence[Photo], out: Path, panel: bool, overwrite: bool) -> list[Photo]:
@@ -261,13 +313,12 @@ def check_outputs(photos: Sequence[Photo], out: Path, panel: bool, overwrite: bo
         OutputError: two photos would be written to one name, or `out` cannot be written.
     """
     out = Path(out)
-    names = [
-        output_paths(Path(p).name if not isinstance(p, np.ndarray) else f"image_{i}", out) for i, p in enumerate(photos)
-    ]
-    filled = [n[0].name for n in names]
+    names = [output_paths(photo_name(p, i), out) for i, p in enumerate(photos)]
+    filled = [n[0] for n in names]
     if len(set(filled)) != len(filled):
-        dup = next(f for f in filled if filled.count(f) > 1)
-        raise OutputError(f"Two photos would both be written to {out / dup}; give them different names")
+        seen: set[Path] = set()
+        dup = next(f for f in filled if f in seen or seen.add(f))
+        raise OutputError(f"Two photos would both be written to {dup}; give them different names")
     try:
         out.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out).close()
@@ -298,6 +349,7 @@ def _check_inputs(photos: Sequence[Photo], mask: MaskSpec, max_pixels: int, mode
         if isinstance(photo, np.ndarray):
             check_size(*photo.shape[:2], model.preprocess, model.image_size, f"image_{i}")
             continue
+        photo = photo.path if isinstance(photo, Listed) else photo
         if not Path(photo).is_file():
             raise DataError(f"Cannot read image {photo}: no such file")
         width, height = data_lib.check_image_file(photo, max_pixels)
@@ -326,7 +378,8 @@ def fill(
     """Fill the holes of photos with the model, a batch at a time; yields one result per photo.
 
     Args:
-        photos: file paths, or uint8 arrays `[H, W, 3]`, of any size.
+        photos: image files, folders (searched recursively), globs, or uint8 arrays
+            `[H, W, 3]` (`[H, W]` grayscale), of any size.
         model: a loaded `store.Model`, a shipped model's name, a run or an export folder
             (None: the default shipped model).
         mask: see `photo_mask`: a kind, a mask file, a folder of masks, or arrays.
@@ -356,7 +409,7 @@ def fill(
         settings = model.card.search_settings(**{"seed": seed, **chosen})
     elif chosen:
         settings = dataclasses.replace(settings, **{k: v for k, v in chosen.items() if v is not None})
-    photos = list(photos)
+    photos = expand(photos)
     _check_inputs(photos, mask, max_pixels, model)
     total = len(photos)
     for start in range(0, total, batch_size):

@@ -32,10 +32,20 @@ def known(mask) -> np.ndarray:
     return (mask[..., 0] if mask.ndim >= 3 and mask.shape[-1] == 1 else mask) > 0.5
 
 
-def resize(array: np.ndarray, height: int, width: int, resample=Image.BICUBIC) -> np.ndarray:
-    """Resize a float `[h, w, c]` array channel by channel with Pillow (float32 out)."""
+def resize(
+    array: np.ndarray, height: int, width: int, resample=Image.BICUBIC, part: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
+    """Resize a float `[h, w, c]` array channel by channel with Pillow (float32 out).
+
+    `part` (top, bottom, left, right): compute only these rows and columns of the
+    `[height, width]` result (the same values, to float32 rounding), so a small part of a
+    large resize costs only its own size."""
+    top, bottom, left, right = part or (0, height, 0, width)
+    sy, sx = array.shape[0] / height, array.shape[1] / width
+    box = (left * sx, top * sy, right * sx, bottom * sy)
+    size = (right - left, bottom - top)
     chans = [
-        np.asarray(Image.fromarray(array[..., k].astype(np.float32), mode="F").resize((width, height), resample))
+        np.asarray(Image.fromarray(array[..., k].astype(np.float32), mode="F").resize(size, resample, box))
         for k in range(array.shape[-1])
     ]
     return np.stack(chans, axis=-1)
