@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -192,6 +193,15 @@ class Trainer:
         )
         if self.ema_generator is not None:
             tracked["ema_generator"] = self.ema_generator
+        # The models' own checkpoint dependencies miss the layers they keep in lists (the
+        # up-convolutions and their batch norms): a model's weights are reached only through
+        # its optimizer, and an EMA generator's not at all, so a resumed run lost them. Every
+        # weight is tracked here by position as well (the models are built the same way each run).
+        for name, model in (("generator", self.generator), ("discriminator", self.discriminator)):
+            tracked[f"{name}_weights"] = list(model.weights)
+        if self.ema_generator is not None:
+            tracked["ema_generator_weights"] = list(self.ema_generator.weights)
+        self.tracked = tracked  # what the checkpoint holds, by name
         self.checkpoint = tf.train.Checkpoint(**tracked)
         self._train_step = tf.function(self._distributed_step)
 
@@ -340,6 +350,23 @@ class _cumulative_batch_norm:
             x.momentum = m
 
 
+def restore_checkpoint(trainer: Trainer, path: str) -> None:
+    """Restore a run's state. A checkpoint written before every weight was tracked
+    (`generator_weights` missing) holds G's and D's trainable weights but not the EMA
+    generator's up-convolutions: the average then restarts from G's current weights."""
+    if any(name.startswith("generator_weights/") for name, _ in tf.train.list_variables(path)):
+        trainer.checkpoint.restore(path).assert_existing_objects_matched()
+        return
+    trainer.checkpoint.restore(path).expect_partial()
+    if trainer.ema_generator is not None:
+        trainer.ema_generator.set_weights(trainer.generator.get_weights())
+        warnings.warn(
+            f"{path} was written by an older tfinpaint that did not save the EMA generator whole: "
+            "the average restarts from G's current weights",
+            stacklevel=2,
+        )
+
+
 def _check_resume(run_dir: Path, config: TrainConfig) -> None:
     path = run_dir / "config.json"
     if not path.exists():
@@ -384,7 +411,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
         trainer.checkpoint, run_dir / "checkpoints", max_to_keep=config.keep_checkpoints
     )
     if manager.latest_checkpoint:
-        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        restore_checkpoint(trainer, manager.latest_checkpoint)
         # The checkpoint restores the optimizers' learning rates; this run's settings win.
         trainer.g_opt.learning_rate.assign(config.lr)
         trainer.d_opt.learning_rate.assign(config.lr)
