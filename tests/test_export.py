@@ -268,3 +268,66 @@ def test_export_killed_midway_is_cleaned_up_by_the_next(tiny_run, tmp_path):
     assert leftover.exists() and not (base / "1").exists()
     export(tiny_run, base)
     assert sorted(x.name for x in base.iterdir()) == ["1", "model.json"]
+
+
+def test_served_masks_are_thresholded_and_bad_ones_refused(tiny_export, faces_u8):
+    sig = tf.saved_model.load(str(tiny_export / "1")).signatures["inpaint"]
+    settings = dict(iterations=tf.constant(3), lam=tf.constant(0.003), restarts=tf.constant(1))
+    binary = masks.block(32)[None].repeat(3, axis=0)
+    soft = np.where(binary > 0.5, 0.5, 0.49).astype(np.float32)  # the same mask, thresholded at 0.5
+    run = lambda m: sig(image=tf.constant(faces_u8), mask=tf.constant(m), seed=tf.constant(1, tf.int64), **settings)
+    exact, thresholded = run(binary), run(soft)
+    for k in exact:
+        np.testing.assert_array_equal(exact[k].numpy(), thresholded[k].numpy())
+    for bad in (np.nan, np.inf):
+        broken = binary.copy()
+        broken[1, 3, 4, 0] = bad
+        with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape("input mask must be finite")):
+            run(broken)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape("at least one image (N >= 1)")):
+        sig(
+            image=tf.zeros([0, 32, 32, 3], tf.uint8),
+            mask=tf.zeros([0, 32, 32, 1]),
+            seed=tf.constant(1, tf.int64),
+            **settings,
+        )
+
+
+THREADS = textwrap.dedent(
+    """
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+    import numpy as np
+    import tensorflow as tf
+
+    sig = tf.saved_model.load(sys.argv[1]).signatures["inpaint"]
+    images = np.load(sys.argv[2])
+    def request(i):  # eight different requests: own image, own mask, own seed
+        mask = np.ones((1, 32, 32, 1), np.float32)
+        mask[0, 4 + i : 20 + i, 6 : 22 + i] = 0
+        out = sig(image=tf.constant(images[i % len(images)][None]), mask=tf.constant(mask), iterations=tf.constant(25),
+                  lam=tf.constant(0.003), restarts=tf.constant(2), seed=tf.constant(i, tf.int64))
+        return {k: v.numpy() for k, v in out.items()}
+    sequential = [request(i) for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = list(pool.map(request, range(8)))
+    for a, b in zip(sequential, concurrent):
+        for k in a:
+            assert np.array_equal(a[k], b[k]), k
+    assert len({r["inpainted"].tobytes() for r in sequential}) == 8
+    assert not any(m == "tfinpaint" or m.startswith("tfinpaint.") for m in sys.modules), "imported tfinpaint"
+    print("identical")
+    """
+)
+
+
+def test_eight_threads_at_once_return_what_sequential_calls_return(tiny_export, faces_u8, tmp_path):
+    np.save(tmp_path / "images.npy", faces_u8)
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS, str(tiny_export / "1"), str(tmp_path / "images.npy")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "identical"

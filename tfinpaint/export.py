@@ -4,8 +4,10 @@
 `OUT/model.json` (the model card). Signatures (batch dimension unknown everywhere):
 
 - `serving_default`: `image` uint8 `[N, S, S, 3]`, `mask` float32 `[N, S, S, 1]` (1 = known
-  pixel, 0 = missing) -> `inpainted` uint8, `generated` uint8, `loss` float32 `[N]`, with
-  the model card's search settings.
+  pixel, 0 = missing; values are thresholded at 0.5, NaN or Inf is refused) -> `inpainted`
+  uint8, `generated` uint8, `loss` float32 `[N]`, with the model card's search settings.
+  N must be at least 1; a wrong shape or an empty batch is refused with a message naming
+  the input (InvalidArgument, HTTP 400 in TF Serving).
 - `inpaint`: the same plus scalars `iterations` (int32), `lam` (float32), `restarts`
   (int32) and `seed` (int64). TF Serving needs every input of a signature in each
   request, so the settings are optional by choice of signature.
@@ -127,7 +129,10 @@ class InpaintingModule(tf.Module):
             tf.constant([size, size, ch]),
             message=f"input image must be uint8 [N, {size}, {size}, {ch}]; its shape is",
         )
-        with tf.control_dependencies([ok]):
+        some = tf.debugging.assert_positive(
+            tf.shape(image)[0], message="input image must hold at least one image (N >= 1); N is"
+        )
+        with tf.control_dependencies([ok, some]):
             return tf.identity(image)
 
     def _checked_mask(self, mask, image):
@@ -137,8 +142,11 @@ class InpaintingModule(tf.Module):
             tf.concat([tf.shape(image)[:1], [size, size, 1]], axis=0),
             message=f"input mask must be float32 [N, {size}, {size}, 1] with the N of image; its shape is",
         )
-        with tf.control_dependencies([ok]):
-            return tf.identity(mask)
+        finite = tf.debugging.assert_equal(
+            tf.reduce_all(tf.math.is_finite(mask)), True, message="input mask must be finite (1 = known, 0 = missing)"
+        )
+        with tf.control_dependencies([ok, finite]):
+            return tf.cast(mask >= 0.5, tf.float32)  # thresholded: 0.5 and above is known
 
     def search(self, image, mask, iterations, lam, restarts, seed):
         """The latent search (the library's own step, in a `tf.while_loop`) and blending."""
