@@ -11,6 +11,8 @@ import dataclasses
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -398,32 +400,59 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     _check_resume(run_dir, config)
     source = data_lib.resolve(config.dataset, config.preprocess, config.holdout)
     trainer = Trainer(config, strategy)
+
+    # Only the chief writes the run directory. The other workers of a multi-worker run take
+    # part in every checkpoint save (it is a collective) but write to a temporary folder,
+    # removed at the end; they resume from the chief's checkpoints.
+    chief = is_chief(trainer.strategy)
+    write_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="tfinpaint-worker-"))
+    try:
+        return _train(trainer, config, source, run_dir, write_dir, chief, verbose)
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run: always, except on a multi-worker cluster's
+    non-chief workers (the chief is task `chief`, or worker 0 when there is none)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+
+
+def _train(trainer: Trainer, config: TrainConfig, source, run_dir: Path, write_dir: Path, chief: bool, verbose: int):
     base, count = data_lib.base_dataset(source, config.image_size, config.channels, config.data_dir)
     steps_per_epoch = count // config.batch_size
     if steps_per_epoch == 0:
         raise TrainingError(f"{count} training images are fewer than one batch of {config.batch_size}")
     total = config.steps if config.steps is not None else config.epochs * steps_per_epoch
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-    data_lib.write_list(run_dir / "heldout.txt", source.heldout)
+    verbose = verbose if chief else 0
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+        data_lib.write_list(run_dir / "heldout.txt", source.heldout)
     manager = tf.train.CheckpointManager(
-        trainer.checkpoint, run_dir / "checkpoints", max_to_keep=config.keep_checkpoints
+        trainer.checkpoint, write_dir / "checkpoints", max_to_keep=config.keep_checkpoints
     )
-    if manager.latest_checkpoint:
-        restore_checkpoint(trainer, manager.latest_checkpoint)
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    if latest:
+        restore_checkpoint(trainer, latest)
         # The checkpoint restores the optimizers' learning rates; this run's settings win.
         trainer.g_opt.learning_rate.assign(config.lr)
         trainer.d_opt.learning_rate.assign(config.lr)
         if verbose:
-            print(f"Resuming {run_dir} at step {int(trainer.step)}")
+            print(f"Resuming {run_dir} at step {_step(trainer)}")
     elif config.init is not None:
         trainer.start_from(store.load_model(config.init))
         if verbose:
             print(f"Starting from {config.init}'s G and D")
-    writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+    writer = tf.summary.create_file_writer(str(write_dir / "logs"))
     strategy = trainer.strategy
-    start_step = int(trainer.step)
+    start_step = _step(trainer)
     t_start = time.perf_counter()
     seconds = _elapsed(run_dir)
 
@@ -466,14 +495,22 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
         if epoch_done:
             trainer.recalibrate(_real_batches(base, count, config))
             grid = trainer.sample_grid()
-            images_lib.save_png(run_dir / "samples" / f"epoch_{step // steps_per_epoch:03d}.png", grid)
+            if chief:
+                images_lib.save_png(run_dir / "samples" / f"epoch_{step // steps_per_epoch:03d}.png", grid)
             with writer.as_default(step=step):
                 tf.summary.image("samples", grid[None], max_outputs=1)
     writer.flush()
     seconds += time.perf_counter() - t_start
     trainer.recalibrate(_real_batches(base, count, config))
-    _save_models(trainer, run_dir, source, count, steps_per_epoch, step, seconds)
+    if chief:
+        _save_models(trainer, run_dir, source, count, steps_per_epoch, step, seconds)
     return trainer
+
+
+def _step(trainer: Trainer) -> int:
+    """The step counter as an int (under a multi-worker strategy it is a MirroredVariable,
+    which int() refuses)."""
+    return int(trainer.step.numpy())
 
 
 def _real_batches(base: tf.data.Dataset, count: int, config: TrainConfig, n: int = 16) -> list[tf.Tensor]:
