@@ -254,7 +254,7 @@ def main(verbose):
 )
 @friendly_errors
 def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datasets, augment, **options):
-    from tfinpaint.train import TrainConfig, train
+    from tfinpaint.train import TrainConfig, is_chief, train
 
     _comma_list(augment, AUGMENT_POLICIES, "--augment")
     config = TrainConfig(
@@ -267,8 +267,9 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
         batch_norm=False if no_batch_norm else None,
         **options,
     )
-    train(config)
-    click.echo(f"Trained models saved in {run_dir}")
+    trainer = train(config)
+    if is_chief(trainer.strategy):  # the other workers of a cluster write nothing
+        click.echo(f"Trained models saved in {run_dir}")
 
 
 @main.command(

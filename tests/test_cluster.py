@@ -94,6 +94,7 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(few_faces,
     run = tmp_path / "run"
     chief, other = _finish(_cluster(few_faces, run, 4, tmp_path / "tmp"))
     assert "Epoch 1/" in chief and "Epoch 1/" not in other  # the other worker is quiet
+    assert f"Trained models saved in {run}" in chief and "Trained models saved" not in other
     _same_weights(load_model(run), single)
     assert sorted(p.name for p in run.iterdir()) == [
         "checkpoints", "config.json", "discriminator.keras", "generator.keras", "heldout.txt", "logs", "model.json",
