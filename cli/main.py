@@ -30,6 +30,7 @@ from tfinpaint.constants import (
     EVAL_METHODS,
     IMAGE_SIZES,
     MASK_KINDS,
+    MAX_PIXELS,
     PREPROCESS,
     SIDES,
     STRATEGIES,
@@ -332,7 +333,7 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
-    default=40_000_000,
+    default=MAX_PIXELS,
     show_default=True,
     help="Refuse photos with more pixels than this (checked before any work).",
 )

@@ -10,3 +10,6 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 EVAL_KINDS = (*MASK_KINDS, "none")
 EVAL_METHODS = ("ours", "mean", "tv", "telea", "ns", "biharmonic", "lowrank", "nearest")
+# Photos larger than this are refused before they are decoded (a 20000x20000 PNG would
+# need gigabytes); `fill --max-pixels` raises it.
+MAX_PIXELS = 40_000_000

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from tfinpaint.constants import PREPROCESS
+from tfinpaint.constants import MAX_PIXELS, PREPROCESS
 from tfinpaint.errors import DataError, first_line
 from tfinpaint.images import IMAGE_EXTENSIONS
 
@@ -270,11 +270,6 @@ def epoch_dataset(
 
     ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-
-# Photos larger than this are refused before they are decoded (a 20000x20000 PNG would
-# need gigabytes); `max_pixels` raises it.
-MAX_PIXELS = 40_000_000
 
 
 def _open(path: str | os.PathLike, max_pixels: int) -> Image.Image:
