@@ -4,6 +4,10 @@ CLI share them and `tfinpaint --help` answers without importing TensorFlow."""
 MASK_KINDS = ("block", "random", "half", "pattern")
 SIDES = ("left", "right", "top", "bottom")
 BLENDS = ("poisson", "overlay")
+# `fill --align`: `on` aligns every face found, `off` never, `auto` aligns a face model's
+# photos unless the one face found already sits where the training faces do.
+ALIGNS = ("auto", "on", "off")
+FACES = ("all", "largest")
 PREPROCESS = ("celeba", "svhn", "square")
 IMAGE_SIZES = (32, 64, 128)
 STRATEGIES = ("default", "mirrored", "multiworker")

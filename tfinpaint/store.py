@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from tfinpaint.errors import ModelError
+from tfinpaint.faces import Template
 from tfinpaint.models import Discriminator, Generator, build_pair
 from tfinpaint.search import SearchSettings
 
@@ -53,6 +54,8 @@ class ModelCard:
         dataset: the training data: a TFDS name, a folder, or a list of folders.
         heldout: images of the dataset kept out of training (names or paths).
         search: search settings (`SearchSettings` fields) that `fill` uses by default.
+        faces: for a model of faces, where its training faces have their landmarks
+            (`faces.Template.to_dict`); empty for other models.
         extra: everything else the card says (training steps and time, data terms,
             held-out scores, ...), kept as it is.
     """
@@ -67,6 +70,7 @@ class ModelCard:
     dataset: str | list[str] = ""
     heldout: list[str] = dataclasses.field(default_factory=list)
     search: dict = dataclasses.field(default_factory=dict)
+    faces: dict = dataclasses.field(default_factory=dict)
     extra: dict = dataclasses.field(default_factory=dict)
 
     REQUIRED = ("format", "image_size", "latent_dim")
@@ -93,8 +97,9 @@ class ModelCard:
 
     def to_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        if not data["search"]:
-            del data["search"]
+        for empty in ("search", "faces"):
+            if not data[empty]:
+                del data[empty]
         return {**data, **self.extra}
 
     @classmethod
@@ -120,6 +125,19 @@ class ModelCard:
         fields = {f.name for f in dataclasses.fields(SearchSettings)}
         base = {k: v for k, v in self.search.items() if k in fields}
         return SearchSettings(**{**base, **{k: v for k, v in chosen.items() if v is not None}})
+
+    def face_template(self) -> Template | None:
+        """The landmark template of a face model (None for other models).
+
+        Raises:
+            ModelError: the card's `faces` entry is damaged.
+        """
+        if not self.faces:
+            return None
+        try:
+            return Template.from_dict(self.faces)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"The model card's faces entry is damaged ({type(e).__name__}: {e})") from None
 
     def dataset_folders(self, relative_to: Path | None = None) -> list[Path]:
         """The training folders that exist: as recorded, or relative to `relative_to`

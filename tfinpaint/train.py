@@ -23,8 +23,8 @@ import tensorflow as tf
 
 from tfinpaint import augment as augment_lib
 from tfinpaint import data as data_lib
+from tfinpaint import faces, store
 from tfinpaint import images as images_lib
-from tfinpaint import store
 from tfinpaint.constants import STRATEGIES
 from tfinpaint.errors import TrainingError
 from tfinpaint.models import Generator, build_pair
@@ -503,7 +503,8 @@ def _train(trainer: Trainer, config: TrainConfig, source, run_dir: Path, write_d
     seconds += time.perf_counter() - t_start
     trainer.recalibrate(_real_batches(base, count, config))
     if chief:
-        _save_models(trainer, run_dir, source, count, steps_per_epoch, step, seconds)
+        template = _face_template(base, config.channels, config.image_size)
+        _save_models(trainer, run_dir, source, count, steps_per_epoch, step, seconds, template)
     return trainer
 
 
@@ -534,8 +535,25 @@ def _dataset_record(dataset: str | tuple[str, ...], source) -> str | list[str]:
     return [os.path.abspath(d) for d in dataset]
 
 
+def _face_template(base: tf.data.Dataset, channels: int, size: int, n: int = 256) -> faces.Template | None:
+    """The landmark template of the first `n` training images as the model sees them, if
+    they are faces (`faces.measure_template`); colour models of at least `faces.MIN_SIZE`
+    pixels only (MTCNN's last stage looks at faces at 48x48)."""
+    if channels != 3 or size < faces.MIN_SIZE:
+        return None
+    images = np.stack(list(base.take(n).as_numpy_iterator()))
+    return faces.measure_template(images)
+
+
 def _save_models(
-    trainer: Trainer, run_dir: Path, source, count: int, steps_per_epoch: int, step: int, seconds: float
+    trainer: Trainer,
+    run_dir: Path,
+    source,
+    count: int,
+    steps_per_epoch: int,
+    step: int,
+    seconds: float,
+    template: faces.Template | None = None,
 ) -> None:
     c = trainer.config
     card = store.ModelCard(
@@ -549,6 +567,7 @@ def _save_models(
         # folders as absolute paths, so evaluation finds them from anywhere
         dataset=_dataset_record(c.dataset, source),
         heldout=[os.path.abspath(f) for f in source.heldout] if source.kind == "files" else list(source.heldout),
+        faces=template.to_dict() if template is not None else {},
         extra={
             "ema": c.ema,
             "augment": c.augment,
