@@ -24,10 +24,12 @@ import click
 
 from tfinpaint import TfinpaintError, check_backend
 from tfinpaint.constants import (
+    ALIGNS,
     AUGMENT_POLICIES,
     BLENDS,
     EVAL_KINDS,
     EVAL_METHODS,
+    FACES,
     IMAGE_SIZES,
     MASK_KINDS,
     MAX_PIXELS,
@@ -328,7 +330,30 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Images searched together."
 )
-@click.option("--panel", is_flag=True, help="Also write NAME_panel.png: original, masked input, G(z), result.")
+@click.option(
+    "--align",
+    type=click.Choice(ALIGNS),
+    default="auto",
+    show_default=True,
+    is_flag=False,
+    flag_value="on",
+    help="Face models: fill each face found, through a frame laid on its landmarks like the training faces' "
+    "(--align alone: on). auto: unless the photo's one face already sits where the training faces do, "
+    "or no face is found (then the centre crop is filled, with a warning). off: the centre crop.",
+)
+@click.option(
+    "--face",
+    type=click.Choice(FACES),
+    default="all",
+    show_default=True,
+    help="With alignment: fill every face found, or the largest only.",
+)
+@click.option(
+    "--panel",
+    is_flag=True,
+    help="Also write NAME_panel.png: original, masked input, G(z), result (aligned: the photo, then each face's "
+    "view with its hole, its G(z) and the result around it).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option(
     "--max-pixels",
@@ -349,8 +374,15 @@ def fill_command(images, mask_spec, mask_invert, model_spec, out, panel, overwri
     if not todo:
         return
     progress = _BatchProgress()
-    for result in fill_lib.fill(todo, model_spec, mask_spec, invert=mask_invert, progress=progress, **options):
+    failed = 0
+    for result in fill_lib.fill(
+        todo, model_spec, mask_spec, invert=mask_invert, progress=progress, errors="report", **options
+    ):
         progress.close()
+        if isinstance(result, fill_lib.Failed):
+            failed += 1
+            click.echo(f"Error: {result.message}", err=True)
+            continue
         if result.warning:
             click.echo(f"Warning: {result.warning}", err=True)
         written = fill_lib.save(result, out, panel=panel, overwrite=overwrite)
@@ -359,6 +391,10 @@ def fill_command(images, mask_spec, mask_invert, model_spec, out, panel, overwri
                 click.echo(f"Wrote {path}")
             else:
                 click.echo(f"Kept {path}: it appeared while this photo was filled (--overwrite replaces it)")
+    if failed and len(todo) > 1:
+        raise click.ClickException(f"{failed} of {len(todo)} photos could not be filled (see above); the others were")
+    if failed:
+        click.get_current_context().exit(1)
 
 
 class _BatchProgress:
@@ -447,8 +483,14 @@ def export_command(model_spec, out, version, overwrite, **search):
 )
 @search_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random masks.")
+@click.option(
+    "--align",
+    is_flag=True,
+    help="Face models: score each photo's largest face in its own frame, as fill --align fills it "
+    "(for photos not laid out like the training images).",
+)
 @friendly_errors
-def evaluate_command(data_dir, model_spec, kinds, methods, n, out, seed, **search):
+def evaluate_command(data_dir, model_spec, kinds, methods, n, out, seed, align, **search):
     from tfinpaint import evaluate as ev
     from tfinpaint.store import load_model
 
@@ -472,6 +514,7 @@ def evaluate_command(data_dir, model_spec, kinds, methods, n, out, seed, **searc
             settings=settings,
             note=note,
             progress=lambda what: bar.update(1, what),
+            align=align,
         )
     click.echo((out / "results.md").read_text())
     click.echo(f"Wrote {out / 'results.md'}, results.csv, results.json and {len(kinds)} figures")

@@ -1,9 +1,11 @@
 """Recreate the example images (needs scikit-image for the astronaut photograph).
 
-astronaut.png: scikit-image's portrait of astronaut Eileen Collins (NASA, public domain),
-scaled and cropped to the layout of CelebA's aligned faces (178x218, eyes level near
-row 111, 38 pixels apart) so the `celeba` preprocessing sees the face the way the
-model was trained to. house_number.png: digits drawn by this script.
+astronaut_photo.jpg: scikit-image's portrait of astronaut Eileen Collins (NASA, public
+domain), the whole 512x512 photograph as it is (JPEG, quality 95), for `fill` to find,
+align, fill and put back. astronaut.png: the same portrait scaled and cropped to the
+layout of CelebA's aligned faces (178x218, eyes level near row 111, 38 pixels apart) so
+the `celeba` preprocessing sees the face the way the model was trained to.
+house_number.png: digits drawn by this script.
 """
 
 from pathlib import Path
@@ -30,6 +32,12 @@ def astronaut() -> Image.Image:
     return Image.fromarray(crop).resize(CELEBA_SIZE, Image.LANCZOS)
 
 
+def astronaut_photo() -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.astronaut())
+
+
 def house_number() -> Image.Image:
     im = Image.new("RGB", (32, 32), (46, 84, 140))
     draw = ImageDraw.Draw(im)
@@ -39,5 +47,6 @@ def house_number() -> Image.Image:
 
 
 if __name__ == "__main__":
+    astronaut_photo().save(HERE / "astronaut_photo.jpg", quality=95)
     astronaut().save(HERE / "astronaut.png")
     house_number().save(HERE / "house_number.png")

@@ -49,6 +49,8 @@ FILL_OPTIONS = [
     "--block-size",
     "--missing",
     "--max-pixels",
+    "--align",
+    "--face",
 ]
 
 

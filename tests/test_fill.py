@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic import boundary_step
 
 from tfinpaint import fill as fill_lib
 from tfinpaint import masks
@@ -167,18 +168,6 @@ def test_photos_over_the_pixel_limit_are_refused_from_their_header(tiny_run, fac
     assert result.image.shape == (109, 89, 3)
 
 
-def _boundary_step(image, hole):
-    """Mean absolute step (grey levels, channels averaged) across every 4-neighbour pair with one
-    pixel in the hole and one known: a seam makes it far larger than the photo's own there."""
-    steps = []
-    down = (np.s_[:-1], np.s_[1:])
-    right = (np.s_[:, :-1], np.s_[:, 1:])
-    for a, b in (down, right):
-        cross = hole[a] != hole[b]
-        steps.append(np.abs(image[a].astype(float) - image[b])[cross].mean(-1))
-    return np.concatenate(steps).mean()
-
-
 def test_no_seam_where_the_hole_reaches_the_edge_of_the_crop(faces_dir):
     """A 128x160 face seen through the celeba crop (the centre 78x78) with the crop's left half
     missing: along the crop's edge the hole meets known photo pixels the model never saw. G(z)
@@ -191,11 +180,11 @@ def test_no_seam_where_the_hole_reaches_the_edge_of_the_crop(faces_dir):
     other = np.asarray(Image.open(faces_dir / "000009.jpg").convert("RGB"))
     generated = fill_lib.data_lib.preprocess_numpy(other, "celeba", 64)
     hole = mask[..., 0] < 0.5
-    own = _boundary_step(photo, hole)
+    own = boundary_step(photo, hole)
     out = fill_lib.paste_back(prep, generated, "poisson")
     np.testing.assert_array_equal(out[~hole], photo[~hole])
-    assert _boundary_step(out, hole) < 1.5 * own
-    assert _boundary_step(fill_lib.paste_back(prep, generated, "overlay"), hole) > 5 * own  # what a seam measures
+    assert boundary_step(out, hole) < 1.5 * own
+    assert boundary_step(fill_lib.paste_back(prep, generated, "overlay"), hole) > 5 * own  # what a seam measures
 
 
 def test_too_small_photos_are_refused_and_almost_empty_views_warned(tiny_run, photo):

@@ -17,20 +17,36 @@ from pathlib import Path
 
 import numpy as np
 
-from tfinpaint import baselines, metrics, store
+from tfinpaint import baselines, faces, metrics, store
 from tfinpaint import data as data_lib
 from tfinpaint import images as images_lib
 from tfinpaint import masks as masks_lib
 from tfinpaint.constants import EVAL_KINDS, EVAL_METHODS
-from tfinpaint.errors import DataError
+from tfinpaint.errors import DataError, ModelError
 from tfinpaint.search import SearchSettings, inpaint
 
 
-def load_images(files: Sequence[str | Path], preprocess: str, size: int) -> np.ndarray:
-    """Files to float32 `[N, size, size, 3]` in [-1, 1], by the model's preprocessing."""
-    return np.stack([data_lib.preprocess_numpy(data_lib.load_image_file(f), preprocess, size) for f in files]).astype(
-        np.float32
-    )
+def load_images(
+    files: Sequence[str | Path], preprocess: str, size: int, template: faces.Template | None = None
+) -> np.ndarray:
+    """Files to float32 `[N, size, size, 3]` in [-1, 1], by the model's preprocessing, or,
+    with a face template, each file's largest face seen through its frame (as `fill` aligns).
+
+    Raises:
+        DataError: with a template, a file in which no face is found.
+    """
+    if template is None:
+        images = [data_lib.preprocess_numpy(data_lib.load_image_file(f), preprocess, size) for f in files]
+        return np.stack(images).astype(np.float32)
+    out = []
+    for f in files:
+        photo = data_lib.load_image_file(f)
+        found = faces.detector()(photo)
+        if not found:
+            raise DataError(f"No face found in {f}")
+        frame = max((faces.Frame.on_face(face, template) for face in found), key=lambda fr: fr.side)
+        out.append(frame.sample(photo, size) / 127.5 - 1.0)
+    return np.stack(out).astype(np.float32)
 
 
 KINDS = EVAL_KINDS
@@ -217,9 +233,11 @@ def compare(
     settings: SearchSettings | None = None,
     note: str = "",
     progress: Callable[[str], None] | None = None,
+    align: bool = False,
 ) -> list[Row]:
     """Score each method under each mask kind on `files`; with `out`, write the tables and
-    one figure per mask kind there.
+    one figure per mask kind there. With `align` (a face model), each photo's largest face
+    is scored in its own frame, as `fill --align` fills it.
 
     Under the kind `none` only `ours` is scored, on G(z) itself (no blending), searched with
     unweighted contextual loss (`kind_settings`).
@@ -228,7 +246,10 @@ def compare(
         if kind not in KINDS:
             raise ValueError(f"Unknown mask kind {kind!r}; expected some of {KINDS}")
     settings = settings or model.card.search_settings()
-    images01 = (load_images(files, model.preprocess, model.image_size) + 1.0) / 2.0
+    template = model.card.face_template() if align else None
+    if align and template is None:
+        raise ModelError(f"Model {model.path} is not a face model (its card has no landmark template): it cannot align")
+    images01 = (load_images(files, model.preprocess, model.image_size, template) + 1.0) / 2.0
     candidates = None
     if "nearest" in methods:
         candidates = (load_images(training_images(model), model.preprocess, model.image_size) + 1.0) / 2.0
@@ -252,6 +273,7 @@ def compare(
             "images": len(images01),
             "data": note,
             "masks": ", ".join(kinds),
+            "aligned": "each photo's largest face, in its own frame" if align else "no (the model's centre crop)",
             "random mask": "80% missing",
             "seed": seed,
             "search": dataclasses.asdict(settings),

@@ -4,12 +4,15 @@
 reads their masks, crops and resizes each to the model's input by the model's own
 preprocessing, runs the latent search, resizes G(z) back and blends it into the
 original once, at full resolution. Nothing but the current batch is held in memory.
-Only the crop the model sees can be filled. A grayscale photo gets a grayscale result.
+Only the region the model sees can be filled: the model's centre crop, or, for a face model
+(`align`), each face found, seen through a frame that a similarity transform lays on its
+landmarks the way the training faces lay (`faces`). A grayscale photo gets a grayscale result.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,10 +24,12 @@ from PIL import Image
 
 from tfinpaint import blend as blend_lib
 from tfinpaint import data as data_lib
+from tfinpaint import faces as faces_lib
 from tfinpaint import files, store
 from tfinpaint import images as images_lib
 from tfinpaint import masks as masks_lib
-from tfinpaint.errors import DataError, MaskError, TfinpaintError
+from tfinpaint.constants import ALIGNS, FACES
+from tfinpaint.errors import DataError, MaskError, ModelError, TfinpaintError
 from tfinpaint.search import BLENDS, SearchSettings, inpaint
 
 
@@ -50,18 +55,23 @@ MIN_VIEW = 0.25
 # Below this share of known pixels in the model's view, a result carries a warning: the
 # fill is then mostly the model's own guess, however well it is blended (random 80% keeps 20%).
 MIN_KNOWN = 0.1
+# A face is filled only if its frame spans at least this share of the model's side in the
+# photo (32 pixels for a 64x64 model, about 12 pixels from eye to eye for CelebA's layout).
+MIN_FACE_VIEW = 0.5
 
 
 @dataclasses.dataclass
 class Prepared:
-    """One photo and its hole, in the photo's own pixels and in the model's.
+    """One region of a photo the model sees (its crop, or one face's frame) and the hole
+    it fills, in the photo's own pixels and in the model's.
 
     Attributes:
         original: uint8 `[H, W, 3]`.
-        mask: `[H, W, 1]`, 1 = known.
-        box: (top, left, height, width) of the region the model sees.
+        mask: `[H, W, 1]`, 1 = known: 0 only at the photo pixels this view fills.
+        box: (top, left, height, width) of the photo the region touches.
         model_image: float32 `[S, S, 3]` in [-1, 1]; zero in the hole.
         model_mask: `[S, S, 1]`; a model pixel is known only if all its photo pixels are.
+        frame: for a face, the frame the model sees it through; None for the plain crop.
     """
 
     original: np.ndarray
@@ -69,6 +79,16 @@ class Prepared:
     box: tuple[int, int, int, int]
     model_image: np.ndarray
     model_mask: np.ndarray
+    frame: faces_lib.Frame | None = None
+
+
+@dataclasses.dataclass
+class View:
+    """One region of a photo filled: how the model saw it, G(z) and the search's loss."""
+
+    prepared: Prepared
+    generated: np.ndarray
+    loss: float
 
 
 @dataclasses.dataclass
@@ -80,23 +100,45 @@ class FilledPhoto:
         source: the photo's path (None for an array).
         image: uint8 `[H, W, 3]`, or `[H, W, 1]` for a grayscale photo: the photo with
             its hole filled; known pixels as given.
-        generated: G(z) `[S, S, 3]` in [-1, 1] at the model's size.
-        loss: the search's final loss for this photo.
-        prepared: the photo, its mask and the model's view of them.
-        warning: why this result may disappoint (almost nothing of the view was known), or None.
+        views: what the model saw and drew: one view (the crop), or one per face filled.
+        warning: why this result may disappoint (almost nothing of the view was known, no
+            face found, faces too small left alone), or None.
     """
 
     name: str
     source: Path | None
     image: np.ndarray
-    generated: np.ndarray
-    loss: float
-    prepared: Prepared
+    views: list[View]
     warning: str | None = None
+
+    @property
+    def generated(self) -> np.ndarray:
+        """G(z) `[S, S, 3]` in [-1, 1] of the first view."""
+        return self.views[0].generated
+
+    @property
+    def loss(self) -> float:
+        """The search's final loss for the first view."""
+        return self.views[0].loss
+
+    @property
+    def prepared(self) -> Prepared:
+        """The photo, its hole and the first view's model input."""
+        return self.views[0].prepared
 
     def panel(self) -> np.ndarray:
         image = np.repeat(self.image, 3, axis=-1) if self.image.shape[-1] == 1 else self.image
-        return panel(self.prepared, self.generated, image)
+        if self.prepared.frame is None:
+            return panel(self.prepared, self.generated, image)
+        return face_panel(self.views, image)
+
+
+class Failed(NamedTuple):
+    """A photo that could not be filled (with `errors="report"`): its name, path and why."""
+
+    name: str
+    source: Path | None
+    message: str
 
 
 def mask_in_photo(model_mask: np.ndarray, shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
@@ -134,7 +176,8 @@ def paste_back(prep: Prepared, generated: np.ndarray, method: str = "poisson") -
     Only the hole's bounding box (and a pixel around it) is blended, so memory follows the
     hole, not the photo. Where the hole reaches the edge of the crop, G(z) stops: Poisson
     blending takes the boundary there from the photo's own known pixels beyond the edge
-    instead of G(z)'s difference to them, so no seam appears along the crop.
+    instead of G(z)'s difference to them, so no seam appears along the crop. A face's
+    view is drawn through its frame (`faces.Frame.place`), and stops where the frame does.
 
     Returns uint8 `[H, W, 3]` whose known pixels equal the original's exactly.
     """
@@ -150,14 +193,17 @@ def paste_back(prep: Prepared, generated: np.ndarray, method: str = "poisson") -
     c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 2, width)
     window = np.s_[r0:r1, c0:c1]
     target = prep.original[window].astype(np.float64)
-    source = target.copy()
-    guided = np.zeros(target.shape[:2], bool)
-    top, left, h, w = prep.box
-    a0, a1, b0, b1 = max(r0, top), min(r1, top + h), max(c0, left), min(c1, left + w)
-    part = (a0 - top, a1 - top, b0 - left, b1 - left)  # of G(z) resized to the crop: only what the window needs
-    gen = images_lib.resize(generated, h, w, Image.BICUBIC, part)
-    source[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = (gen + 1.0) * 127.5
-    guided[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = True
+    if prep.frame is not None:
+        values, guided = prep.frame.place(generated, (r0, r1, c0, c1))
+        source = np.where(guided[..., None], values, target)
+    else:
+        source, guided = target.copy(), np.zeros(target.shape[:2], bool)
+        top, left, h, w = prep.box
+        a0, a1, b0, b1 = max(r0, top), min(r1, top + h), max(c0, left), min(c1, left + w)
+        part = (a0 - top, a1 - top, b0 - left, b1 - left)  # of G(z) resized to the crop: only what the window needs
+        gen = images_lib.resize(generated, h, w, Image.BICUBIC, part)
+        source[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = (gen + 1.0) * 127.5
+        guided[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = True
     mask = prep.mask[window]
     if method == "poisson":
         out = blend_lib.poisson(source, target, mask, guided)
@@ -176,6 +222,73 @@ def panel(prep: Prepared, generated: np.ndarray, result: np.ndarray) -> np.ndarr
     return images_lib.side_by_side([prep.original[crop], masked, gen, result[crop]])
 
 
+def prepare_face(
+    original: np.ndarray, mask: np.ndarray, frame: faces_lib.Frame, size: int, fills: np.ndarray
+) -> Prepared:
+    """A face's view of a photo: the photo and its whole mask `[H, W, 1]` through the face's
+    frame; `fills` (bool `[H, W]`) the hole pixels this view fills."""
+    h, w = original.shape[:2]
+    model_mask = frame.sample(mask, size, known=True)
+    model_image = frame.sample(original, size) / 127.5 - 1.0
+    model_image = np.where(model_mask > 0.5, model_image, 0.0).astype(np.float32)
+    top, bottom, left, right = frame.window(h, w)
+    own = np.where(fills[..., None], 0.0, 1.0).astype(np.float32)
+    return Prepared(original, own, (top, left, bottom - top, right - left), model_image, model_mask, frame)
+
+
+def assign_hole(mask: np.ndarray, frames: Sequence[faces_lib.Frame], name: str) -> list[np.ndarray]:
+    """Which hole pixels each face's view fills (bool `[H, W]` each): a pixel inside several
+    frames goes to the one whose centre it is nearest (in the frames' own units).
+
+    Raises:
+        MaskError: some missing pixel lies inside no face's frame.
+    """
+    hole = mask[..., 0] < 0.5
+    ys, xs = np.nonzero(hole)
+    best = np.full(ys.shape, np.inf)
+    owner = np.full(ys.shape, -1)
+    for k, frame in enumerate(frames):
+        uv = frame.to_frame(np.stack([xs, ys], axis=-1).astype(np.float64))
+        inside = ((uv >= 0) & (uv <= 1)).all(axis=1)
+        distance = np.where(inside, np.abs(uv - 0.5).max(axis=1), np.inf)
+        better = distance < best
+        owner[better], best[better] = k, distance[better]
+    if (owner < 0).any():
+        i = int(np.flatnonzero(owner < 0)[0])
+        raise MaskError(
+            f"The mask of {name} has {int((owner < 0).sum())} missing pixels outside every face the model sees "
+            f"(the first at ({xs[i]}, {ys[i]}))"
+        )
+    out = []
+    for k in range(len(frames)):
+        fills = np.zeros(hole.shape, bool)
+        fills[ys[owner == k], xs[owner == k]] = True
+        out.append(fills)
+    return out
+
+
+def face_panel(views: Sequence[View], result: np.ndarray, height: int = 256) -> np.ndarray:
+    """The photo, then for each face: its view with the hole (white), G(z), and the result
+    around the face (the part of the photo its frame covers, as the photo has it)."""
+
+    def scaled(image: np.ndarray, nearest: bool = False) -> np.ndarray:
+        h, w = image.shape[:2]
+        size = (max(1, round(w * height / h)), height)
+        return np.asarray(Image.fromarray(image).resize(size, Image.NEAREST if nearest else Image.LANCZOS))
+
+    columns = [scaled(views[0].prepared.original)]
+    for view in views:
+        prep = view.prepared
+        top, left, h, w = prep.box
+        masked = np.where(prep.model_mask > 0.5, images_lib.to_uint8(prep.model_image), 255).astype(np.uint8)
+        columns += [
+            scaled(masked, nearest=True),
+            scaled(images_lib.to_uint8(view.generated)),
+            scaled(result[top : top + h, left : left + w]),
+        ]
+    return images_lib.side_by_side(columns)
+
+
 def photo_mask(
     spec: MaskSpec,
     index: int,
@@ -186,19 +299,27 @@ def photo_mask(
     *,
     seed: int = 0,
     invert: bool = False,
+    frames: Sequence[faces_lib.Frame] | None = None,
     **kind_options,
 ) -> np.ndarray:
     """The photo-sized mask `[H, W, 1]` of photo number `index` from a mask spec.
 
     `spec` is a kind (`block`, `random`, `half`, `pattern`: made at the model's size,
-    seeded per photo by (seed, index)), a mask file (for every photo), a folder of mask
-    files matched to the photos by name, one array `[H, W, 1]` for every photo, or a
-    sequence of arrays, one per photo (1 = known).
+    seeded per photo by (seed, index), in the model's crop or in each face's frame), a
+    mask file (for every photo), a folder of mask files matched to the photos by name, one
+    array `[H, W, 1]` for every photo, or a sequence of arrays, one per photo (1 = known).
     """
     h, w = shape
     if isinstance(spec, np.ndarray) or (isinstance(spec, Sequence) and not isinstance(spec, str)):
         m = np.asarray(spec if isinstance(spec, np.ndarray) else spec[index], np.float32)
         return m[..., None] if m.ndim == 2 else m
+    if spec in masks_lib.KINDS and frames:
+        out = np.ones((h, w, 1), np.float32)
+        for k, frame in enumerate(frames):  # the first face's mask is the one the crop would get
+            rng = np.random.default_rng([seed, index, *([k] if k else [])])
+            m = masks_lib.make(spec, size, rng=rng, **kind_options)
+            out = np.minimum(out, frame.mask_from_model(m, h, w))
+        return out
     if spec in masks_lib.KINDS:
         m = masks_lib.make(spec, size, rng=np.random.default_rng([seed, index]), **kind_options)
         return mask_in_photo(m, (h, w), data_lib.crop_box(h, w, preprocess))
@@ -207,7 +328,11 @@ def photo_mask(
         return masks_lib.load(masks_lib.find_in_folder(path, name), h, w, invert)
     if path.is_file():
         return masks_lib.load(path, h, w, invert)
-    raise MaskError(f"Mask {str(spec)!r} is neither one of {masks_lib.KINDS} nor an existing mask file or folder")
+    raise _no_such_mask(spec)
+
+
+def _no_such_mask(spec: MaskSpec) -> MaskError:
+    return MaskError(f"Mask {str(spec)!r} is neither one of {masks_lib.KINDS} nor an existing mask file or folder")
 
 
 def expand(photos: Iterable[Photo]) -> list[Photo]:
@@ -264,6 +389,61 @@ def read_photo(
         raise DataError(f"Cannot read image {path}: no such file")
     image = data_lib.load_image_file(path, max_pixels)
     return photo_name(photo, index), path, image, data_lib.is_grayscale(path)
+
+
+def face_frames(
+    original: np.ndarray,
+    model: store.Model,
+    align: str,
+    which: str,
+    name: str,
+    detect: faces_lib.Detector | None = None,
+) -> tuple[list[faces_lib.Frame] | None, str | None]:
+    """The frames of the faces to fill in a photo, largest first, or None to fill the
+    model's centre crop; and a warning, or None.
+
+    `align`: `on` fills every face found (`which="largest"`: the largest only); `auto`
+    does so too unless the photo holds one face whose landmarks, seen through the crop,
+    are as close to the template as 95% of the training faces' are (the photo is laid out
+    like the training images), or no face at all (then the crop is filled, with a warning); `off` (or a
+    model with no face template) always fills the crop.
+
+    Raises:
+        DataError: with `on`, no face found; any face found, but all too small to fill.
+    """
+    template = model.card.face_template()
+    if align == "off" or template is None:
+        return None, None
+    found = (detect or faces_lib.detector())(original)
+    h, w = original.shape[:2]
+    if not found:
+        if align == "on":
+            raise DataError(f"No face found in {name}")
+        return None, f"no face found in {name}: filled the model's centre crop as it is"
+    if align == "auto" and len(found) == 1:
+        crop = faces_lib.Frame.of_box(data_lib.crop_box(h, w, model.preprocess))
+        if template.error(found[0], crop) <= template.typical:
+            return None, None
+    frames = sorted((faces_lib.Frame.on_face(f, template) for f in found), key=lambda f: -f.side)
+    least = math.ceil(model.image_size * MIN_FACE_VIEW)
+    big = [f for f in frames if f.side >= least]
+    if not big:
+        eyes = least * float(np.linalg.norm(template.landmarks[1] - template.landmarks[0]))
+        what = "The face" if len(frames) == 1 else f"All {len(frames)} faces"
+        raise DataError(
+            f"{what} found in {name} {'is' if len(frames) == 1 else 'are'} too small to fill: the model's view of "
+            f"{'it' if len(frames) == 1 else 'the largest'} spans {frames[0].side:.0f} pixels, under the {least} "
+            f"a {model.image_size}x{model.image_size} model needs (about {eyes:.0f} pixels from eye to eye)"
+        )
+    warning = None
+    if which == "largest":
+        big = big[:1]
+    elif len(big) < len(frames):
+        warning = (
+            f"{len(frames) - len(big)} of the {len(frames)} faces in {name} are too small to fill "
+            f"(their view spans under {least} pixels) and were left as they are"
+        )
+    return big, warning
 
 
 def check_size(height: int, width: int, preprocess: str, size: int, name: str) -> None:
@@ -342,9 +522,15 @@ def save(result: FilledPhoto, out: str | os.PathLike, panel: bool = False, overw
 
 
 def _check_inputs(photos: Sequence[Photo], mask: MaskSpec, max_pixels: int, model: store.Model) -> None:
-    """The cheap checks, before any photo is filled: every file exists, is an image within
-    `max_pixels` and large enough for the model (from its header), and has its mask."""
+    """The cheap checks, before any photo is filled: the mask exists (a mask file is
+    readable); every file exists, is an image within `max_pixels` and large enough for the
+    model (from its header), and has its mask."""
     folder = None if isinstance(mask, (np.ndarray, Sequence)) and not isinstance(mask, str) else Path(mask)
+    if folder is not None and str(mask) not in masks_lib.KINDS:
+        if folder.is_file():
+            masks_lib.load(folder, 8, 8)  # readable, once, before any photo
+        elif not folder.is_dir():
+            raise _no_such_mask(mask)
     for i, photo in enumerate(photos):
         if isinstance(photo, np.ndarray):
             check_size(*photo.shape[:2], model.preprocess, model.image_size, f"image_{i}")
@@ -361,6 +547,23 @@ def _check_inputs(photos: Sequence[Photo], mask: MaskSpec, max_pixels: int, mode
 Progress = Callable[[str, int, int, float], None]
 
 
+@dataclasses.dataclass
+class _Pending:
+    """A photo read and prepared, waiting for its views' searches (or failed)."""
+
+    name: str
+    path: Path | None
+    gray: bool = False
+    preps: list[Prepared] = dataclasses.field(default_factory=list)
+    warning: str | None = None
+    failure: str | None = None
+    found: dict[int, tuple[np.ndarray, float]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.failure is not None or len(self.found) == len(self.preps)
+
+
 def fill(
     photos: Iterable[Photo],
     model: store.Model | str | os.PathLike | None = None,
@@ -373,8 +576,11 @@ def fill(
     invert: bool = False,
     progress: Progress | None = None,
     max_pixels: int = data_lib.MAX_PIXELS,
+    align: str = "auto",
+    face: str = "all",
+    errors: str = "raise",
     **options,
-) -> Iterator[FilledPhoto]:
+) -> Iterator[FilledPhoto | Failed]:
     """Fill the holes of photos with the model, a batch at a time; yields one result per photo.
 
     Args:
@@ -382,26 +588,38 @@ def fill(
             `[H, W, 3]` (`[H, W]` grayscale), of any size.
         model: a loaded `store.Model`, a shipped model's name, a run or an export folder
             (None: the default shipped model).
-        mask: see `photo_mask`: a kind, a mask file, a folder of masks, or arrays.
+        mask: see `photo_mask`: a kind (made in the model's crop, or in each face's
+            frame), a mask file, a folder of masks, or arrays (in the photo's pixels).
         settings: search settings (default: the model card's); keyword `options` that are
             `SearchSettings` fields replace single fields, the others (`block_size`,
             `missing`, `side`) shape generated masks.
         blend: `poisson` (eq. 6) or `overlay` (eq. 5), at the photo's full resolution.
-        batch_size: photos searched together.
+        batch_size: views (crops or faces) searched together.
         seed: seeds generated masks (per photo) and, unless `settings` says otherwise,
             the initial latents.
         invert: mask files: black = missing instead of white.
         progress: called as `progress(label, iteration, iterations, loss)` during each
             batch's search; `label` names the batch ("Filling 1-16 of 40").
         max_pixels: photos with more pixels are refused before any search.
+        align: `auto`, `on` or `off`: whether a face model fills the faces it finds,
+            each through its own frame, or the centre crop (`face_frames`).
+        face: `all` faces found, or the `largest` only.
+        errors: `raise` stops at the first photo that cannot be filled (no face, faces
+            too small, a hole outside every face); `report` yields a `Failed` for it and
+            goes on.
 
     Yields:
-        `FilledPhoto`s, in the order of `photos`.
+        `FilledPhoto`s (and, with `errors="report"`, `Failed`s), in the order of `photos`.
     """
     if blend not in BLENDS:
         raise ValueError(f"Unknown blend {blend!r}; expected one of {BLENDS}")
+    for value, choices in ((align, ALIGNS), (face, FACES), (errors, ("raise", "report"))):
+        if value not in choices:
+            raise ValueError(f"Unknown choice {value!r}; expected one of {choices}")
     if not isinstance(model, store.Model):
         model = store.load_model(model)
+    if align == "on" and model.card.face_template() is None:
+        raise ModelError(f"Model {model.path} is not a face model (its card has no landmark template): it cannot align")
     search_fields = {f.name for f in dataclasses.fields(SearchSettings)}
     chosen = {k: v for k, v in options.items() if k in search_fields}
     mask_options = {k: v for k, v in options.items() if k not in search_fields and v is not None}
@@ -411,38 +629,68 @@ def fill(
         settings = dataclasses.replace(settings, **{k: v for k, v in chosen.items() if v is not None})
     photos = expand(photos)
     _check_inputs(photos, mask, max_pixels, model)
-    total = len(photos)
-    for start in range(0, total, batch_size):
-        batch = []
-        for i in range(start, min(start + batch_size, total)):
-            name, path, original, gray = read_photo(photos[i], i, max_pixels)
-            m = photo_mask(
-                mask,
-                i,
-                name,
-                original.shape[:2],
-                model.preprocess,
-                model.image_size,
-                seed=seed,
-                invert=invert,
-                **mask_options,
-            )
-            prep = prepare(original, m, model.preprocess, model.image_size, str(path or name))
-            batch.append((name, path, gray, prep))
-        label = f"Filling {start + 1}-{start + len(batch)} of {total}"
+    total, size = len(photos), model.image_size
+
+    def read(i: int) -> _Pending:
+        name, path, original, gray = read_photo(photos[i], i, max_pixels)
+        label = str(path or name)
+        try:
+            frames, warning = face_frames(original, model, align, face, label)
+            kw = dict(seed=seed, invert=invert, frames=frames, **mask_options)
+            m = photo_mask(mask, i, name, original.shape[:2], model.preprocess, size, **kw)
+            if frames is None:
+                preps = [prepare(original, m, model.preprocess, size, label)]
+            else:
+                if m.shape[:2] != original.shape[:2]:
+                    raise MaskError(f"Expected a mask of shape {original.shape[:2] + (1,)} for {label}, got {m.shape}")
+                holes = assign_hole(m, frames, label)
+                keep = [k for k, h in enumerate(holes) if h.any()] or [0]
+                preps = [prepare_face(original, m, frames[k], size, holes[k]) for k in keep]
+        except (DataError, MaskError) as e:
+            if errors == "raise":
+                raise
+            return _Pending(name, path, failure=str(e))
+        return _Pending(name, path, gray, preps, warning or known_share_warning(preps[0], label))
+
+    def search(queue: list[tuple[int, _Pending, int]]) -> None:
+        first, last = queue[0][0] + 1, queue[-1][0] + 1
+        label = f"Filling {first}-{last} of {total}" if last > first else f"Filling {first} of {total}"
+        if len(queue) > last - first + 1:
+            label += f" ({len(queue)} faces)"
         report = (lambda it, loss, label=label: progress(label, it, settings.iterations, loss)) if progress else None
+        preps = [pending.preps[k] for _, pending, k in queue]
         result = inpaint(
-            np.stack([b[3].model_image for b in batch]),
-            np.stack([b[3].model_mask for b in batch]),
+            np.stack([p.model_image for p in preps]),
+            np.stack([p.model_mask for p in preps]),
             model.generator,
             model.discriminator,
             settings,
             blend=None,
             progress=report,
         )
-        for k, (name, path, gray, prep) in enumerate(batch):
-            image = paste_back(prep, result.generated[k], blend)
-            if gray:
-                image = to_grayscale(image)
-            warning = known_share_warning(prep, str(path or name))
-            yield FilledPhoto(name, path, image, result.generated[k], float(result.loss[k]), prep, warning)
+        for j, (_, pending, k) in enumerate(queue):
+            pending.found[k] = (result.generated[j], float(result.loss[j]))
+
+    def finish(pending: _Pending) -> FilledPhoto | Failed:
+        if pending.failure is not None:
+            return Failed(pending.name, pending.path, pending.failure)
+        image = pending.preps[0].original
+        views = []
+        for k, prep in enumerate(pending.preps):  # faces one after another, each on the last's result
+            generated, loss = pending.found[k]
+            image = paste_back(dataclasses.replace(prep, original=image), generated, blend)
+            views.append(View(prep, generated, loss))
+        image = to_grayscale(image) if pending.gray else image
+        return FilledPhoto(pending.name, pending.path, image, views, pending.warning)
+
+    waiting: list[_Pending] = []
+    queue: list[tuple[int, _Pending, int]] = []
+    for i in range(total):
+        pending = read(i)
+        waiting.append(pending)
+        queue += [(i, pending, k) for k in range(len(pending.preps))]
+        while len(queue) >= batch_size or (i == total - 1 and queue):
+            search(queue[:batch_size])
+            queue = queue[batch_size:]
+        while waiting and waiting[0].done:
+            yield finish(waiting.pop(0))
