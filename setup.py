@@ -11,6 +11,8 @@ requirements = [
 
 # `tfinpaint evaluate`'s baselines: OpenCV's Telea and Navier-Stokes, scikit-image's biharmonic
 EVAL = ["opencv-python-headless>=4.8", "scikit-image>=0.22"]
+# `tfinpaint app`: the web page (Gradio's image editor, with a brush)
+APP = ["gradio>=5,<7"]
 
 setup(
     name="tfinpaint",
@@ -37,8 +39,10 @@ setup(
     install_requires=requirements,
     extras_require={
         "eval": EVAL,
-        # the tests cover every baseline; import-linter holds the modules' one-way flow
-        "test": ["pytest>=7", "ruff>=0.4", "import-linter>=2.1", *EVAL],
+        "app": APP,
+        # the tests cover every baseline; import-linter holds the modules' one-way flow; the
+        # app's browser test drives the system's Chromium with Playwright (no browser download)
+        "test": ["pytest>=7", "ruff>=0.4", "import-linter>=2.1", "playwright>=1.40", *EVAL],
     },
     entry_points={"console_scripts": ["tfinpaint=tfinpaint.cli:main"]},
 )

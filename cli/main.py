@@ -152,8 +152,8 @@ def main(verbose):
     """Semantic image inpainting with deep generative models (Yeh et al., 2016).
 
     Train a DCGAN on clean images (`train`), fill the holes of images by searching
-    its latent space (`fill`), export the model for TF Serving (`export`), and compare
-    with local methods (`evaluate`).
+    its latent space (`fill`), export the model for TF Serving (`export`), compare
+    with local methods (`evaluate`), or paint holes in a browser (`app`).
     """
 
 
@@ -518,3 +518,37 @@ def evaluate_command(data_dir, model_spec, kinds, methods, n, out, seed, align, 
         )
     click.echo((out / "results.md").read_text())
     click.echo(f"Wrote {out / 'results.md'}, results.csv, results.json and {len(kinds)} figures")
+
+
+@main.command("app", help="Serve a local web page: upload a photo, paint over the hole, watch it fill.")
+@click.option(
+    "--model",
+    "model_specs",
+    multiple=True,
+    help="A shipped model's name, a run or an export folder; repeat to offer several (default: the shipped models).",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True, help="Port to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on: 127.0.0.1 is this machine only; 0.0.0.0 lets every machine that can reach "
+    "this one fill photos with it.",
+)
+@friendly_errors
+def app_command(model_specs, port, host):
+    from tfinpaint import store
+
+    try:
+        from tfinpaint import app
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in ("gradio", "pandas"):
+            raise
+        raise click.ClickException(
+            'tfinpaint app needs the app extra: pip install -e ".[app]" (or pip install "tfinpaint[app]")'
+        ) from None
+    specs = list(model_specs) or store.shipped_names()
+    for spec in specs:
+        store.load_card(spec)  # a missing or damaged model is a one-line error before the page starts
+    click.echo(f"Serving tfinpaint on http://{host}:{port} (Ctrl+C stops it)")
+    app.serve(specs, host, port)

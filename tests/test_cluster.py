@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfinpaint.store import load_model
 
@@ -112,19 +113,26 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(few_faces,
     assert not list((tmp_path / "tmp").iterdir())  # the other worker's checkpoints were removed
 
 
+def _latest_step(run: Path) -> int:
+    """The step of the last checkpoint the run's state file names (0 if none)."""
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints")) if (run / "checkpoints").is_dir() else None
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
 def test_killed_worker_then_both_restarted_resume_from_the_last_checkpoint(few_faces, tmp_path):
     (tmp_path / "tmp").mkdir()
     run = tmp_path / "run"
     procs = _cluster(few_faces, run, 10_000, tmp_path / "tmp")
     deadline = time.time() + 300
-    while not (run / "checkpoints" / "ckpt-2.index").exists():
+    # the manager's state file names a checkpoint only once it is whole (its .index comes first)
+    while not _latest_step(run):
         assert time.time() < deadline and all(p.poll() is None for p in procs), "no checkpoint was written"
         time.sleep(0.2)
     procs[1].send_signal(signal.SIGKILL)  # one worker dies; the chief cannot go on alone
     procs[0].send_signal(signal.SIGKILL)
     for p in procs:
         p.communicate()
-    last = max(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("ckpt-*.index"))
+    last = _latest_step(run)  # the kill may have come after a later one's .index, before its state
     steps = last + 4  # both restarted, asked for 4 steps more than the checkpoints hold
     chief, _ = _finish(_cluster(few_faces, run, steps, tmp_path / "tmp"))
     assert f"Resuming {run} at step {last}" in chief

@@ -84,11 +84,13 @@ class Prepared:
 
 @dataclasses.dataclass
 class View:
-    """One region of a photo filled: how the model saw it, G(z) and the search's loss."""
+    """One region of a photo filled: how the model saw it, G(z), the search's final loss
+    and its loss at every iteration (`[iterations]`, of the restart chosen)."""
 
     prepared: Prepared
     generated: np.ndarray
     loss: float
+    history: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -557,7 +559,7 @@ class _Pending:
     preps: list[Prepared] = dataclasses.field(default_factory=list)
     warning: str | None = None
     failure: str | None = None
-    found: dict[int, tuple[np.ndarray, float]] = dataclasses.field(default_factory=dict)
+    found: dict[int, tuple[np.ndarray, float, np.ndarray]] = dataclasses.field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -669,7 +671,7 @@ def fill(
             progress=report,
         )
         for j, (_, pending, k) in enumerate(queue):
-            pending.found[k] = (result.generated[j], float(result.loss[j]))
+            pending.found[k] = (result.generated[j], float(result.loss[j]), result.history[:, j])
 
     def finish(pending: _Pending) -> FilledPhoto | Failed:
         if pending.failure is not None:
@@ -677,9 +679,9 @@ def fill(
         image = pending.preps[0].original
         views = []
         for k, prep in enumerate(pending.preps):  # faces one after another, each on the last's result
-            generated, loss = pending.found[k]
+            generated, loss, history = pending.found[k]
             image = paste_back(dataclasses.replace(prep, original=image), generated, blend)
-            views.append(View(prep, generated, loss))
+            views.append(View(prep, generated, loss, history))
         image = to_grayscale(image) if pending.gray else image
         return FilledPhoto(pending.name, pending.path, image, views, pending.warning)
 
