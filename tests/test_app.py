@@ -161,7 +161,8 @@ def test_in_a_real_browser_paint_a_stroke_and_fill(server, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server)
         page.set_input_files("#photo input[type=file]", str(EXAMPLE))
-        page.wait_for_timeout(2000)
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(3000)  # the editor draws the photo on its canvas
         box = page.locator("#photo canvas").first.bounding_box()
         zoom = float(page.locator("#photo").get_by_text("%").first.inner_text().strip("%")) / 100
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -170,8 +171,12 @@ def test_in_a_real_browser_paint_a_stroke_and_fill(server, tmp_path):
         for x in range(200, 252, 4):
             page.mouse.move(cx + (x - 256) * zoom, cy + (105 - 256) * zoom)
         page.mouse.up()
+        page.screenshot(path=str(tmp_path / "painted.png"))
         page.click("#fill")
-        page.wait_for_selector("#result img", timeout=240_000)
+        page.wait_for_selector("#result img, .toast-body.error", timeout=240_000)
+        if not page.locator("#result img").count():
+            page.screenshot(path=str(tmp_path / "error.png"))
+            pytest.fail(f"the page said: {page.locator('.toast-body.error').first.inner_text()} (see {tmp_path})")
         page.wait_for_timeout(1000)
         page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
         src = page.locator("#result img").first.get_attribute("src")
