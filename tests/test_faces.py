@@ -242,3 +242,15 @@ def test_a_face_model_trained_here_gets_its_template_and_digits_none(few_faces, 
         [np.asarray(Image.open(p).convert("RGB").resize((64, 64))) for p in sorted(digits_dir.glob("*.png"))[:64]]
     )
     assert faces.measure_template(digits) is None
+
+
+def test_a_damaged_face_template_is_a_one_line_model_error(template):
+    from tfinpaint.errors import ModelError
+
+    card = store.ModelCard.from_dict({"format": store.EXPORT_FORMAT, "image_size": 64, "latent_dim": 100})
+    assert card.face_template() is None and "faces" not in card.to_dict()
+    card.faces = template.to_dict()
+    np.testing.assert_allclose(store.ModelCard.from_dict(card.to_dict()).face_template().landmarks, template.landmarks)
+    del card.faces["typical"]
+    with pytest.raises(ModelError, match=r"^The model card's faces entry is damaged \(KeyError: 'typical'\)$"):
+        card.face_template()
