@@ -35,6 +35,8 @@ LANDMARKS = ("left eye", "right eye", "nose", "left mouth corner", "right mouth 
 DETECT_SIDE = 1600
 # Faces MTCNN finds less surely than this are ignored.
 MIN_CONFIDENCE = 0.9
+# The smallest face looked for, in pixels of the (possibly shrunk) photo (MTCNN's default).
+MIN_FACE = 20
 # A training set is taken for faces if at least this share of its sampled images holds one.
 FACE_SHARE = 0.9
 # Models smaller than this get no template: MTCNN places landmarks on faces seen at 48x48.
@@ -65,14 +67,9 @@ class Face:
 
 
 class Detector:
-    """MTCNN five-landmark face detection. TensorFlow and the detector load on first use.
+    """MTCNN five-landmark face detection. TensorFlow and the detector load on first use."""
 
-    Args:
-        min_face: the smallest face looked for, in pixels of the (possibly shrunk) photo.
-    """
-
-    def __init__(self, min_face: int = 20):
-        self.min_face = min_face
+    def __init__(self):
         self._mtcnn = None
 
     def _net(self):
@@ -115,9 +112,7 @@ class Detector:
     def _detect(self, group: list[np.ndarray]) -> np.ndarray:
         if min(group[0].shape[:2]) < 12:  # MTCNN's smallest input
             return np.empty((0, 16))
-        rows = self._net().detect_faces(
-            list(group), box_format="xyxy", output_type="numpy", min_face_size=self.min_face
-        )
+        rows = self._net().detect_faces(list(group), box_format="xyxy", output_type="numpy", min_face_size=MIN_FACE)
         rows = np.asarray(rows, np.float64)
         return rows.reshape(-1, 16) if rows.size else np.empty((0, 16))
 
@@ -166,11 +161,6 @@ class Frame:
         """The frame's side in photo pixels."""
         return 1.0 / math.sqrt(abs(np.linalg.det(self.matrix[:, :2])))
 
-    @property
-    def angle(self) -> float:
-        """How far the frame is turned against the photo, in degrees (counter-clockwise as seen)."""
-        return math.degrees(math.atan2(self.matrix[1, 0], self.matrix[0, 0]))
-
     def to_frame(self, xy: np.ndarray) -> np.ndarray:
         xy = np.asarray(xy, np.float64)
         return xy @ self.matrix[:, :2].T + self.matrix[:, 2]
@@ -178,6 +168,17 @@ class Frame:
     def to_photo(self, uv: np.ndarray) -> np.ndarray:
         a = np.linalg.inv(self.matrix[:, :2])
         return (np.asarray(uv, np.float64) - self.matrix[:, 2]) @ a.T
+
+    @staticmethod
+    def inside(uv: np.ndarray) -> np.ndarray:
+        """Which frame points `[n, 2]` lie in the frame, edges included."""
+        return ((uv >= 0) & (uv <= 1)).all(axis=1)
+
+    def _pixels(self, window: tuple[int, int, int, int]) -> tuple[tuple[int, int], np.ndarray]:
+        """The shape of a photo window (top, bottom, left, right) and its pixels' (u, v) `[n, 2]`."""
+        top, bottom, left, right = window
+        ys, xs = np.mgrid[top:bottom, left:right]
+        return ys.shape, self.to_frame(np.stack([xs.ravel(), ys.ravel()], axis=-1))
 
     def window(self, height: int, width: int) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) of the photo's pixels the frame touches (may be empty)."""
@@ -220,10 +221,8 @@ class Frame:
         """G(z) `[S, S, C]` in [-1, 1] at the photo pixels of `window` (top, bottom, left,
         right): float64 values on [0, 255], and where the frame covers them (elsewhere the
         values are meaningless)."""
-        top, bottom, left, right = window
-        ys, xs = np.mgrid[top:bottom, left:right]
-        uv = self.to_frame(np.stack([xs.ravel(), ys.ravel()], axis=-1))
-        inside = ((uv >= 0) & (uv <= 1)).all(axis=1).reshape(ys.shape)
+        shape, uv = self._pixels(window)
+        inside = self.inside(uv).reshape(shape)
         n = max(1, math.ceil(self.side))
         grid = np.clip(uv * n - 0.5, 0, n - 1)  # (x, y) in an n x n resize of G(z)
         lo = np.floor(grid.min(axis=0)).astype(int)
@@ -237,7 +236,7 @@ class Frame:
                 for c in range(part.shape[-1])
             ],
             axis=-1,
-        ).reshape(ys.shape + (part.shape[-1],))
+        ).reshape(shape + (part.shape[-1],))
         return (values + 1.0) * 127.5, inside
 
     def mask_from_model(self, model_mask: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -245,25 +244,14 @@ class Frame:
         pixel is missing if the frame covers it and the model pixel it falls in is missing."""
         size = model_mask.shape[0]
         out = np.ones((height, width, 1), np.float32)
-        top, bottom, left, right = self.window(height, width)
+        top, bottom, left, right = window = self.window(height, width)
         if bottom <= top or right <= left:
             return out
-        ys, xs = np.mgrid[top:bottom, left:right]
-        uv = self.to_frame(np.stack([xs.ravel(), ys.ravel()], axis=-1))
-        inside = ((uv >= 0) & (uv < 1)).all(axis=1)
+        shape, uv = self._pixels(window)
+        inside = ((uv >= 0) & (uv < 1)).all(axis=1)  # a pixel on the far edge falls in no model pixel
         idx = np.clip(np.floor(uv * size).astype(int), 0, size - 1)
         missing = inside & (model_mask[idx[:, 1], idx[:, 0], 0] < 0.5)
-        out[top:bottom, left:right, 0] = np.where(missing.reshape(ys.shape), 0.0, 1.0)
-        return out
-
-    def covers(self, height: int, width: int) -> np.ndarray:
-        """bool `[H, W]`: the photo's pixels inside the frame."""
-        out = np.zeros((height, width), bool)
-        top, bottom, left, right = self.window(height, width)
-        if bottom > top and right > left:
-            ys, xs = np.mgrid[top:bottom, left:right]
-            uv = self.to_frame(np.stack([xs.ravel(), ys.ravel()], axis=-1))
-            out[top:bottom, left:right] = ((uv >= 0) & (uv <= 1)).all(axis=1).reshape(ys.shape)
+        out[top:bottom, left:right, 0] = np.where(missing.reshape(shape), 0.0, 1.0)
         return out
 
 
@@ -307,12 +295,11 @@ class Template:
         return float(np.sqrt(((frame.to_frame(face.landmarks) - self.landmarks) ** 2).sum(axis=1).mean()))
 
 
-def measure_template(images: np.ndarray, detect: Detector | None = None) -> Template | None:
+def measure_template(images: np.ndarray) -> Template | None:
     """The landmark template of training images as the model sees them (uint8
     `[N, S, S, 3]`), or None if they are not faces (under `FACE_SHARE` of them hold one)."""
-    detect = detect or detector()
     size = images.shape[1]
-    found = [faces[0].landmarks for faces in detect.batch(list(images)) if faces]
+    found = [faces[0].landmarks for faces in detector().batch(list(images)) if faces]
     if len(found) < FACE_SHARE * len(images) or not found:
         return None
     marks = (np.stack(found) + 0.5) / size

@@ -151,11 +151,15 @@ def mask_in_photo(model_mask: np.ndarray, shape: tuple[int, int], box: tuple[int
     return full
 
 
+def check_mask_shape(mask: np.ndarray, shape: tuple[int, int], name: str) -> None:
+    if mask.shape[:2] != shape:
+        raise MaskError(f"Expected a mask of shape {shape + (1,)} for {name}, got {mask.shape}")
+
+
 def prepare(original: np.ndarray, mask: np.ndarray, preprocess: str, size: int, name: str = "image") -> Prepared:
     """Crop and resize a photo and its mask `[H, W, 1]` to the model's input."""
     h, w = original.shape[:2]
-    if mask.shape[:2] != (h, w):
-        raise MaskError(f"Expected a mask of shape {(h, w, 1)} for {name}, got {mask.shape}")
+    check_mask_shape(mask, (h, w), name)
     top, left, bh, bw = box = data_lib.crop_box(h, w, preprocess)
     outside = mask.copy()
     outside[top : top + bh, left : left + bw] = 1.0
@@ -251,8 +255,7 @@ def assign_hole(mask: np.ndarray, frames: Sequence[faces_lib.Frame], name: str) 
     owner = np.full(ys.shape, -1)
     for k, frame in enumerate(frames):
         uv = frame.to_frame(np.stack([xs, ys], axis=-1).astype(np.float64))
-        inside = ((uv >= 0) & (uv <= 1)).all(axis=1)
-        distance = np.where(inside, np.abs(uv - 0.5).max(axis=1), np.inf)
+        distance = np.where(frame.inside(uv), np.abs(uv - 0.5).max(axis=1), np.inf)
         better = distance < best
         owner[better], best[better] = k, distance[better]
     if (owner < 0).any():
@@ -396,10 +399,10 @@ def read_photo(
 def face_frames(
     original: np.ndarray,
     model: store.Model,
+    template: faces_lib.Template | None,
     align: str,
     which: str,
     name: str,
-    detect: faces_lib.Detector | None = None,
 ) -> tuple[list[faces_lib.Frame] | None, str | None]:
     """The frames of the faces to fill in a photo, largest first, or None to fill the
     model's centre crop; and a warning, or None.
@@ -408,15 +411,14 @@ def face_frames(
     does so too unless the photo holds one face whose landmarks, seen through the crop,
     are as close to the template as 95% of the training faces' are (the photo is laid out
     like the training images), or no face at all (then the crop is filled, with a warning); `off` (or a
-    model with no face template) always fills the crop.
+    model with no face `template`, the model card's) always fills the crop.
 
     Raises:
         DataError: with `on`, no face found; any face found, but all too small to fill.
     """
-    template = model.card.face_template()
     if align == "off" or template is None:
         return None, None
-    found = (detect or faces_lib.detector())(original)
+    found = faces_lib.detector()(original)
     h, w = original.shape[:2]
     if not found:
         if align == "on":
@@ -559,11 +561,11 @@ class _Pending:
     preps: list[Prepared] = dataclasses.field(default_factory=list)
     warning: str | None = None
     failure: str | None = None
-    found: dict[int, tuple[np.ndarray, float, np.ndarray]] = dataclasses.field(default_factory=dict)
+    views: dict[int, View] = dataclasses.field(default_factory=dict)
 
     @property
     def done(self) -> bool:
-        return self.failure is not None or len(self.found) == len(self.preps)
+        return self.failure is not None or len(self.views) == len(self.preps)
 
 
 def fill(
@@ -620,7 +622,8 @@ def fill(
             raise ValueError(f"Unknown choice {value!r}; expected one of {choices}")
     if not isinstance(model, store.Model):
         model = store.load_model(model)
-    if align == "on" and model.card.face_template() is None:
+    template = model.card.face_template()
+    if align == "on" and template is None:
         raise ModelError(f"Model {model.path} is not a face model (its card has no landmark template): it cannot align")
     search_fields = {f.name for f in dataclasses.fields(SearchSettings)}
     chosen = {k: v for k, v in options.items() if k in search_fields}
@@ -637,14 +640,13 @@ def fill(
         name, path, original, gray = read_photo(photos[i], i, max_pixels)
         label = str(path or name)
         try:
-            frames, warning = face_frames(original, model, align, face, label)
+            frames, warning = face_frames(original, model, template, align, face, label)
             kw = dict(seed=seed, invert=invert, frames=frames, **mask_options)
             m = photo_mask(mask, i, name, original.shape[:2], model.preprocess, size, **kw)
             if frames is None:
                 preps = [prepare(original, m, model.preprocess, size, label)]
             else:
-                if m.shape[:2] != original.shape[:2]:
-                    raise MaskError(f"Expected a mask of shape {original.shape[:2] + (1,)} for {label}, got {m.shape}")
+                check_mask_shape(m, original.shape[:2], label)
                 holes = assign_hole(m, frames, label)
                 keep = [k for k, h in enumerate(holes) if h.any()] or [0]
                 preps = [prepare_face(original, m, frames[k], size, holes[k]) for k in keep]
@@ -671,17 +673,15 @@ def fill(
             progress=report,
         )
         for j, (_, pending, k) in enumerate(queue):
-            pending.found[k] = (result.generated[j], float(result.loss[j]), result.history[:, j])
+            pending.views[k] = View(pending.preps[k], result.generated[j], float(result.loss[j]), result.history[:, j])
 
     def finish(pending: _Pending) -> FilledPhoto | Failed:
         if pending.failure is not None:
             return Failed(pending.name, pending.path, pending.failure)
-        image = pending.preps[0].original
-        views = []
-        for k, prep in enumerate(pending.preps):  # faces one after another, each on the last's result
-            generated, loss, history = pending.found[k]
-            image = paste_back(dataclasses.replace(prep, original=image), generated, blend)
-            views.append(View(prep, generated, loss, history))
+        views = [pending.views[k] for k in range(len(pending.preps))]
+        image = views[0].prepared.original
+        for view in views:  # faces one after another, each on the last's result
+            image = paste_back(dataclasses.replace(view.prepared, original=image), view.generated, blend)
         image = to_grayscale(image) if pending.gray else image
         return FilledPhoto(pending.name, pending.path, image, views, pending.warning)
 
