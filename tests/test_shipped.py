@@ -34,7 +34,7 @@ def test_card_matches_the_saved_model(name):
         assert card.get(key), key
     kinds = {row["mask"] for row in card["heldout_scores"]}
     assert {"block", "random", "half"} <= kinds
-    assert {row["method"] for row in card["heldout_scores"]} == {"ours", "mean colour"}
+    assert {"ours", "mean"} <= {row["method"] for row in card["heldout_scores"]}
     assert (base / "samples.png").is_file()
 
 
@@ -57,7 +57,7 @@ def test_shipped_model_fills_an_example(name, tmp_path):
 def test_shipped_face_model_beats_the_mean_colour_fill():
     """The yardstick an untrained or broken G cannot pass: on 8 held-out faces the search
     tuning never saw (33-40), the centre block filled by celeba64 scores at least 3 dB above
-    the mean colour of the known pixels (the card, 64 faces at 300 steps: 25.6 against 18.7)."""
+    the mean colour of the known pixels (the card, 64 faces at 300 steps: 27.0 against 18.7)."""
     from tfinpaint.evaluate import compare
     from tfinpaint.store import load_model
 
