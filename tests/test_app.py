@@ -160,9 +160,19 @@ def test_in_a_real_browser_paint_a_stroke_and_fill(server, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server)
-        page.set_input_files("#photo input[type=file]", str(EXAMPLE))
         page.wait_for_load_state("networkidle")
-        page.wait_for_timeout(3000)  # the editor draws the photo on its canvas
+        # the editor has the photo once its "Upload an image" placeholder is gone; a file set
+        # while the page was still starting was sometimes dropped, so it is set again then
+        placeholder = page.locator("#photo").get_by_text("Upload an image")
+        for attempt in range(3):
+            page.set_input_files("#photo input[type=file]", str(EXAMPLE))
+            try:
+                placeholder.wait_for(state="hidden", timeout=20_000)
+                break
+            except sync_api.TimeoutError:
+                if attempt == 2:
+                    raise
+        page.wait_for_timeout(500)  # the canvas is drawn in the next frames
         box = page.locator("#photo canvas").first.bounding_box()
         zoom = float(page.locator("#photo").get_by_text("%").first.inner_text().strip("%")) / 100
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
