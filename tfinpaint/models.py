@@ -102,9 +102,20 @@ class Generator(keras.Model):
         self.to_image = layers.Conv2DTranspose(channels, KERNEL, strides=2, padding="same", name="to_image")
 
     def call(self, z, training=False):
+        return self.from_features(self.features(z, 0, training=training), 0, training=training)
+
+    def features(self, z, depth: int, training=False):
+        """G's activations after its first `depth` upsampling blocks: depth 0 is the projected
+        4x4 map, each further block doubles its size (`[batch, 4 * 2**depth, ..., channels]`)."""
         x = self.reshape(self.project(z))
         x = keras.ops.relu(self.project_norm(x, training=training))
-        for up, norm in zip(self.ups, self.norms):
+        for up, norm in zip(self.ups[:depth], self.norms[:depth]):
+            x = keras.ops.relu(norm(up(x), training=training))
+        return x
+
+    def from_features(self, x, depth: int, training=False):
+        """The rest of G: the image drawn from the activations `features(z, depth)` returns."""
+        for up, norm in zip(self.ups[depth:], self.norms[depth:]):
             x = keras.ops.relu(norm(up(x), training=training))
         return keras.ops.tanh(self.to_image(x))
 
