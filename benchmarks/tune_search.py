@@ -11,13 +11,18 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from _common import table  # noqa: E402
 
+from tfinpaint import (
+    search,  # noqa: E402
+    store,  # noqa: E402
+)
 from tfinpaint.evaluate import compare  # noqa: E402
-from tfinpaint.search import SearchSettings  # noqa: E402
+from tfinpaint.search import FEATURE_DEPTH, SearchSettings  # noqa: E402
 from tfinpaint.store import load_model  # noqa: E402
 
 GRID = [
@@ -40,8 +45,10 @@ def parse(text: str) -> dict:
         k, v = item.split("=")
         if v in ("True", "False"):
             out[k] = v == "True"
+        elif k == "refine":
+            out[k] = v
         else:
-            out[k] = int(v) if k in ("iterations", "restarts", "seed") else float(v)
+            out[k] = int(v) if k in ("iterations", "restarts", "seed", "refine_steps") else float(v)
     return out
 
 
@@ -55,21 +62,32 @@ def main():
     ap.add_argument("--grid", default=None, help='rows as JSON, e.g. \'[{}, {"restarts": 3}]\' (default: GRID)')
     args = ap.parse_args()
     model = load_model(args.model)
-    files = model.card.heldout[args.first : args.first + args.count]
+    folder = model.card.dataset_folders(store.shipped_dir().parent if model.shipped else None)[0]
+    files = [str(folder / f) for f in model.card.heldout[args.first : args.first + args.count]]
     base = SearchSettings(**parse(args.base))
     rows = []
+    kinds = args.masks.split(",")
+
+    def cells(scores, method):
+        return [f"{s.psnr:.2f} / {s.ssim:.3f} / {s.psnr_box:.2f}" for s in scores if s.method == method]
+
     for change in json.loads(args.grid) if args.grid else GRID:
+        change = dict(change)
+        search.FEATURE_DEPTH = change.pop("feature_depth", FEATURE_DEPTH)  # a constant of the library
         settings = SearchSettings(**{**base.__dict__, **change})
         t = time.perf_counter()
-        scores = compare(model, files, args.masks.split(","), ("ours", "mean"), settings=settings)
+        scores = compare(model, files, kinds, ("ours",), settings=settings)
         took = time.perf_counter() - t
-        cells = [f"{s.psnr:.2f} / {s.ssim:.3f}" for s in scores if s.method == "ours"]
-        rows.append((", ".join(f"{k}={v}" for k, v in change.items()) or "base", *cells, f"{took:.0f}"))
+        label = ", ".join(f"{k}={v}" for k, v in change.items())
+        if search.FEATURE_DEPTH != FEATURE_DEPTH:
+            label += f", feature_depth={search.FEATURE_DEPTH}"
+        rows.append((label or "base", *cells(scores, "ours"), f"{took:.0f}"))
         print(rows[-1], flush=True)
-    mean = [f"{s.psnr:.2f} / {s.ssim:.3f}" for s in scores if s.method == "mean"]
-    rows.append(("mean colour fill", *mean, ""))
-    print(f"\n{len(files)} held-out images ({files[0]} ...), base: {base}")
-    print(table(("change", *[f"{k} PSNR / SSIM" for k in args.masks.split(",")], "seconds"), rows))
+    scores = compare(model, files, kinds, ("mean", "biharmonic"), settings=base)
+    rows += [("mean colour fill", *cells(scores, "mean"), ""), ("biharmonic", *cells(scores, "biharmonic"), "")]
+    print(f"\n{len(files)} held-out images ({Path(files[0]).name} ...), base: {base}")
+    heads = [f"{k} PSNR / SSIM / PSNR in the hole's box" for k in args.masks.split(",")]
+    print(table(("change", *heads, "seconds"), rows))
 
 
 if __name__ == "__main__":

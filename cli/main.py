@@ -34,6 +34,7 @@ from tfinpaint.constants import (
     MASK_KINDS,
     MAX_PIXELS,
     PREPROCESS,
+    REFINES,
     SIDES,
     STRATEGIES,
 )
@@ -128,6 +129,22 @@ def search_options(fn):
             "--weighted/--unweighted",
             default=None,
             help="Weight the contextual loss by the missing pixels around each known one (default: the model's).",
+        ),
+        click.option(
+            "--refine",
+            type=click.Choice(REFINES),
+            default=None,
+            help="After the z search, fine-tune G's weights (generator) or its 8x8 activations (features) "
+            "on each image (default: the model's).",
+        ),
+        click.option(
+            "--refine-steps", type=click.IntRange(min=0), default=None, help="Steps of --refine (default: the model's)."
+        ),
+        click.option(
+            "--refine-lr",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="Learning rate of --refine (default: the model's, or the refinement's own).",
         ),
     ]
     for option in reversed(options):

@@ -51,6 +51,9 @@ FILL_OPTIONS = [
     "--max-pixels",
     "--align",
     "--face",
+    "--refine",
+    "--refine-steps",
+    "--refine-lr",
 ]
 
 
@@ -235,6 +238,26 @@ def test_fill_errors_name_the_file(tiny_run, face_png, tmp_path):
         assert message in r.output, r.output
         assert "Traceback" not in r.output
         assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_fill_refines_beyond_z_and_keeps_known_pixels(tiny_run, face_png, tmp_path):
+    mask = np.zeros((109, 89), np.uint8)
+    mask[40:60, 30:60] = 255  # white = missing
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    original = np.asarray(Image.open(face_png))
+    outs = {}
+    for refine in ("none", "generator"):
+        out = tmp_path / refine
+        args = ("--iterations", 3, "--refine", refine, "--refine-steps", 5, "--refine-lr", 0.003)
+        r = run("fill", face_png, "--mask", tmp_path / "m.png", "--model", tiny_run, "--out", out, *args)
+        assert r.exit_code == 0, r.output
+        outs[refine] = np.asarray(Image.open(out / "face_filled.png"))
+        np.testing.assert_array_equal(outs[refine][mask == 0], original[mask == 0])
+    assert (outs["generator"] != outs["none"]).any()  # the same z, then G refined on the photo
+    for bad, message in (("weights", "Invalid value for '--refine'"), ("-1", "Invalid value for '--refine-steps'")):
+        option = "--refine" if message.endswith("'--refine'") else "--refine-steps"
+        r = run("fill", face_png, "--model", tiny_run, option, bad, "--out", tmp_path / "o")
+        assert r.exit_code == 2 and message in r.output, r.output
 
 
 def test_fill_does_not_overwrite(tiny_run, face_png, tmp_path):

@@ -53,10 +53,15 @@ def test_measure_by_hand():
     b = a.copy()
     m = masks.block(8, 2)  # hole rows/cols 3..4
     b[3:5, 3:5] = 0.5
-    psnr, _, psnr_box, _, l1 = evaluate.measure(a, b, m)
+    psnr, _, psnr_box, _, l1, detail = evaluate.measure(a, b, m)
     assert psnr == pytest.approx(10 * np.log10(1 / (0.25 * 4 / 64)))
     assert psnr_box == pytest.approx(10 * np.log10(1 / 0.25))  # the box is the hole itself
     assert l1 == pytest.approx(0.5)
+    # a flat photo against a 2x2 patch: each hole pixel has 2 neighbours off the patch, |Laplacian| 1
+    assert metrics.detail(b, m[..., 0] < 0.5) == pytest.approx(1.0) and detail > 1e6
+    c = np.indices((8, 8)).sum(axis=0)[..., None].repeat(3, -1) % 2 * 0.5  # a checkerboard
+    assert evaluate.measure(c, np.full_like(c, 0.25), m)[5] == 0.0  # the smooth fill has none of its detail
+    assert evaluate.measure(c, c, m)[5] == pytest.approx(1.0)
     assert evaluate.hole_box(m) == (slice(3, 5), slice(3, 5))
 
 
@@ -141,3 +146,34 @@ def test_missing_optional_package_is_a_clear_error(tiny_run, few_faces, tmp_path
     )
     assert r.exit_code == 1
     assert "Error: The telea and ns baselines need OpenCV: pip install -e .[eval]" in r.output
+
+
+def test_refined_methods_are_columns_beside_z_only(tiny_run, faces_dir):
+    """`ours-none` is the z search alone whatever the card says, `ours-REFINE` adds that stage:
+    with every pixel known (mask `none`) the refined G must draw the photo more closely. (Whether
+    it fills holes better depends on G: with this tiny G it does not; test_shipped checks the
+    shipped model.)"""
+    model = load_model(tiny_run)
+    files = [faces_dir / f"00000{i}.jpg" for i in range(1, 4)]
+    settings = SearchSettings(iterations=10, refine_steps=30, refine_lr=0.03, refine="features")
+    methods = ("ours", "ours-none", "ours-features")
+    rows = evaluate.compare(model, files, ("random", "none"), methods, settings=settings)
+    score = {(r.mask, r.method): r.psnr for r in rows}
+    assert list(score) == [(k, m) for k in ("random", "none") for m in methods]
+    assert score["random", "ours"] == pytest.approx(score["random", "ours-features"])  # the card's refinement
+    assert score["random", "ours-features"] != score["random", "ours-none"]
+    assert score["none", "ours-features"] > score["none", "ours-none"] + 0.2
+
+
+def test_columns_sharing_one_z_search_score_as_separate_searches(tiny_run, faces_dir):
+    """evaluate runs the z search once for all of our columns and refines from its z: the scores
+    are those of each column searched on its own."""
+    model = load_model(tiny_run)
+    files = [faces_dir / f"00000{i}.jpg" for i in range(1, 4)]
+    settings = SearchSettings(iterations=8, refine_steps=10)
+    shared = evaluate.compare(model, files, ("random",), ("ours-none", "ours-features"), settings=settings)
+    alone = [
+        evaluate.compare(model, files, ("random",), (m,), settings=settings)[0] for m in ("ours-none", "ours-features")
+    ]
+    for a, b in zip(shared, alone):
+        assert a.method == b.method and a.psnr == pytest.approx(b.psnr, abs=1e-3)

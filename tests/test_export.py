@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from tfinpaint import blend, masks
 from tfinpaint.cli import main
 from tfinpaint.export import ExportError, export, poisson_blend
-from tfinpaint.search import inpaint
+from tfinpaint.search import SearchSettings, inpaint
 from tfinpaint.store import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,6 +114,44 @@ def test_fresh_process_matches_the_python_api(tiny_export, tiny_run, faces_u8, t
     logits = d(y, training=False).numpy().ravel()
     np.testing.assert_allclose(out["discriminate.logit"], logits, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out["discriminate.probability"], 1 / (1 + np.exp(-logits)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("refine", ["generator", "features"])
+def test_served_refinement_matches_the_python_api(tiny_run, faces_u8, tmp_path, refine):
+    """An export whose settings refine beyond z serves the refined fill, in a process that never
+    imports tfinpaint, as the Python API computes it."""
+    run = load_model(tiny_run)
+    settings = SearchSettings(iterations=8, refine=refine, refine_steps=12, refine_lr=0.01)
+    export(run, tmp_path / "m", settings=settings)
+    m2 = np.stack([masks.random(32, 0.8, np.random.default_rng(1)), masks.block(32)])
+    z = np.zeros((1, 16), np.float32)
+    inputs = {
+        "serving_default.image": faces_u8[:2],
+        "serving_default.mask": m2,
+        "inpaint.image": faces_u8[:1],
+        "inpaint.mask": m2[:1],
+        "inpaint.iterations": 8,
+        "inpaint.lam": 0.003,
+        "inpaint.restarts": 2,
+        "inpaint.seed": 0,
+        "generate.z": z,
+        "discriminate.image": faces_u8[:1],
+    }
+    np.savez(tmp_path / "in.npz", **inputs)
+    (tmp_path / "client.py").write_text(CLIENT)
+    args = [str(tmp_path / x) for x in ("client.py", "m/1", "in.npz", "out.npz")]
+    subprocess.run([sys.executable, *args], check=True, cwd=tmp_path)
+    out = dict(np.load(tmp_path / "out.npz"))
+    y = faces_u8[:2].astype(np.float32) / 127.5 - 1.0
+    ref = inpaint(y, m2, run.generator, run.discriminator, settings)
+    z_only = inpaint(y, m2, run.generator, run.discriminator, settings, refine="none")
+    np.testing.assert_allclose(out["serving_default.loss"], ref.loss, rtol=1e-3)
+    assert (out["serving_default.loss"] < z_only.loss).all()
+    assert np.abs(out["serving_default.generated"].astype(int) - _u8(ref.generated)).max() <= 1
+    known = np.broadcast_to(m2 > 0.5, y.shape)
+    np.testing.assert_array_equal(out["serving_default.inpainted"][known], faces_u8[:2][known])
+    ref1 = inpaint(y[:1], m2[:1], run.generator, run.discriminator, settings, restarts=2)
+    np.testing.assert_allclose(out["inpaint.loss"], ref1.loss, rtol=1e-3)
 
 
 def test_wrong_shape_or_dtype_names_the_input(tiny_export, faces_u8):

@@ -13,7 +13,12 @@ IMAGE_SIZES = (32, 64, 128)
 STRATEGIES = ("default", "mirrored", "multiworker")
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 EVAL_KINDS = (*MASK_KINDS, "none")
-EVAL_METHODS = ("ours", "mean", "tv", "telea", "ns", "biharmonic", "lowrank", "nearest")
+# The search's second stage, after z (`SearchSettings.refine`); `auto` refines the features
+# of images whose holes are scattered and leaves large holes to z alone.
+REFINES = ("none", "auto", "generator", "features")
+# `ours` searches with the model's settings; `ours-REFINE` with that refinement (`ours-none`: z only).
+OURS = ("ours", *(f"ours-{r}" for r in REFINES if r != "auto"))
+EVAL_METHODS = (*OURS, "mean", "tv", "telea", "ns", "biharmonic", "lowrank", "nearest")
 # Photos larger than this are refused before they are decoded (a 20000x20000 PNG would
 # need gigabytes); `fill --max-pixels` raises it.
 MAX_PIXELS = 40_000_000

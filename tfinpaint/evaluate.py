@@ -21,7 +21,7 @@ from tfinpaint import baselines, faces, metrics, store
 from tfinpaint import data as data_lib
 from tfinpaint import images as images_lib
 from tfinpaint import masks as masks_lib
-from tfinpaint.constants import EVAL_KINDS, EVAL_METHODS
+from tfinpaint.constants import EVAL_KINDS, EVAL_METHODS, OURS
 from tfinpaint.errors import DataError, ModelError
 from tfinpaint.search import SearchSettings, inpaint
 
@@ -65,7 +65,9 @@ class Row:
     """Mean scores of one method on one mask kind over `n` images (all on [0, 1]).
 
     `*_box` are measured on the bounding box of each image's hole; `l1_hole` is the
-    mean absolute error over the hole's pixels.
+    mean absolute error over the hole's pixels; `detail_hole` is the fill's fine detail
+    in the hole against the photo's (`metrics.detail`): 1 as detailed as the photo, below
+    1 smoother, above 1 noisier.
     """
 
     mask: str
@@ -76,6 +78,7 @@ class Row:
     psnr_box: float
     ssim_box: float
     l1_hole: float
+    detail_hole: float
 
 
 def hole_box(mask: np.ndarray) -> tuple[slice, slice]:
@@ -87,16 +90,19 @@ def hole_box(mask: np.ndarray) -> tuple[slice, slice]:
 
 
 def measure(original: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> tuple[float, ...]:
-    """(PSNR, SSIM, PSNR on the hole's box, SSIM on the hole's box, mean L1 in the hole), on [0, 1]."""
+    """(PSNR, SSIM, PSNR on the hole's box, SSIM on the hole's box, mean L1 in the hole, detail in
+    the hole against the original's), on [0, 1]; with no hole, the last two cover the whole image."""
     box = hole_box(mask)
     hole = np.asarray(mask).reshape(mask.shape[:2]) < 0.5
     l1 = float(np.abs(filled - original)[hole].mean()) if hole.any() else 0.0
+    where = hole if hole.any() else None
     return (
         metrics.psnr(original, filled),
         metrics.ssim(original, filled),
         metrics.psnr(original[box], filled[box]),
         metrics.ssim(original[box], filled[box]),
         l1,
+        metrics.detail(filled, where) / max(metrics.detail(original, where), 1e-12),
     )
 
 
@@ -148,16 +154,25 @@ def run_method(
     candidates: np.ndarray | None = None,
     batch_size: int = 64,
     generated: bool = False,
+    latents: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fill `[N, H, W, C]` images in [0, 1] with one method; returns filled images in [0, 1].
 
-    With `generated`, `ours` returns G(z) itself instead of the blended result.
+    With `generated`, `ours` returns G(z) itself instead of the blended result. `latents`
+    (the `ours-*` methods): the z found by the same search with no refinement, to refine
+    from instead of searching again (what `search_latents` returns).
     """
-    if method == "ours":
+    if method in OURS:
+        settings = settings or model.card.search_settings()
+        if method != "ours":
+            settings = dataclasses.replace(settings, refine=method.removeprefix("ours-"))
+        if latents is not None:
+            settings = dataclasses.replace(settings, iterations=0, restarts=1)
         out = []
         for start in range(0, len(images01), batch_size):
             sl = slice(start, start + batch_size)
-            r = inpaint(images01[sl] * 2 - 1, masks[sl], model.generator, model.discriminator, settings)
+            z = None if latents is None else latents[sl]
+            r = inpaint(images01[sl] * 2 - 1, masks[sl], model.generator, model.discriminator, settings, latents=z)
             out.append(r.generated if generated else r.filled)
         return np.clip((np.concatenate(out) + 1) / 2, 0, 1)
     fns = {
@@ -172,6 +187,26 @@ def run_method(
     if method not in fns:
         raise ValueError(f"Unknown method {method!r}; expected some of {METHODS}")
     return np.clip(np.stack([fns[method](x, m) for x, m in zip(images01, masks)]), 0, 1)
+
+
+def search_latents(
+    images01: np.ndarray, masks: np.ndarray, model: store.Model, settings: SearchSettings, batch_size: int = 64
+) -> np.ndarray:
+    """The z search alone (no refinement) on `[N, H, W, C]` images in [0, 1]: the chosen z `[N, latent]`."""
+    plain = dataclasses.replace(settings, refine="none")
+    return np.concatenate(
+        [
+            inpaint(
+                images01[i : i + batch_size] * 2 - 1,
+                masks[i : i + batch_size],
+                model.generator,
+                model.discriminator,
+                plain,
+                blend=None,
+            ).z
+            for i in range(0, len(images01), batch_size)
+        ]
+    )
 
 
 def comparison_grid(
@@ -204,12 +239,12 @@ def write_tables(rows: list[Row], out: Path, header: dict) -> None:
     for kind in dict.fromkeys(r.mask for r in rows):
         lines += [
             f"## {kind}\n",
-            "| method | n | PSNR | SSIM | PSNR (hole box) | SSIM (hole box) | L1 (hole) |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| method | n | PSNR | SSIM | PSNR (hole box) | SSIM (hole box) | L1 (hole) | detail (hole) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         lines += [
             f"| {r.method} | {r.n} | {r.psnr:.2f} | {r.ssim:.3f} | {r.psnr_box:.2f} | {r.ssim_box:.3f} | "
-            f"{r.l1_hole:.4f} |"
+            f"{r.l1_hole:.4f} | {r.detail_hole:.2f} |"
             for r in rows
             if r.mask == kind
         ]
@@ -257,12 +292,15 @@ def compare(
     for kind in kinds:
         m = make_masks(kind, len(images01), model.image_size, seed)
         filled = {}
-        for method in methods if kind != "none" else [x for x in methods if x == "ours"]:
+        ks = kind_settings(settings, kind)
+        ours = [x for x in methods if x in OURS]
+        # Several of our columns share one z search: each refines from the same z
+        latents = search_latents(images01, m, model, ks) if len(ours) > 1 and ks.restarts == 1 else None
+        for method in methods if kind != "none" else ours:
             if progress:
                 progress(f"{kind}: {method}")
-            filled[method] = run_method(
-                method, images01, m, model, kind_settings(settings, kind), candidates, generated=kind == "none"
-            )
+            z = latents if method in OURS else None
+            filled[method] = run_method(method, images01, m, model, ks, candidates, generated=kind == "none", latents=z)
             scores = np.array([measure(x, f, k) for x, f, k in zip(images01, filled[method], m)])
             rows.append(Row(kind, method, len(images01), *map(float, scores.mean(axis=0))))
         if out is not None:

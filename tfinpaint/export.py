@@ -15,8 +15,10 @@
 - `discriminate`: `image` uint8 -> `logit` and `probability` float32 `[N]`.
 
 The latent search is a `tf.while_loop` whose loop variables hold z and Adam's moments,
-so concurrent requests share no state; Poisson blending (eq. 6) is solved in the graph
-by conjugate gradients on the masked Laplacian.
+so concurrent requests share no state; so does the refinement beyond z the settings may
+ask for (G's activations, or G's weights as loop variables of a loop per image, never the
+stored variables). Poisson blending (eq. 6) is solved in the graph by conjugate
+gradients on the masked Laplacian.
 """
 
 from __future__ import annotations
@@ -31,7 +33,20 @@ import tensorflow as tf
 
 from tfinpaint import files, store
 from tfinpaint.errors import ExportError
-from tfinpaint.search import SearchSettings, search_finish, search_start, search_step
+from tfinpaint.search import (
+    FEATURE_DEPTH,
+    SearchSettings,
+    fit_loss,
+    refine_features_start,
+    refine_features_step,
+    refine_generator_start,
+    refine_generator_step,
+    refined_generator,
+    scattered,
+    search_finish,
+    search_start,
+    search_step,
+)
 
 CG_TOLERANCE = 1e-6
 CG_MAX_ITERATIONS = 4000
@@ -163,9 +178,41 @@ class InpaintingModule(tf.Module):
             return state
 
         z, *_ = tf.while_loop(lambda z, m, v, t: t < iterations, body, state)
-        generated, loss, _ = search_finish(g, d, z, inputs, lam, tf.shape(y)[0], restarts)
+        generated, loss, rows = search_finish(g, d, z, inputs, lam, tf.shape(y)[0], restarts)
+        if s.refine != "none" and s.refine_steps > 0:
+            chosen = tuple(tf.gather(x, rows) for x in inputs)
+            refined = self.refine(tf.gather(z, rows), chosen, lam, beta1)
+            if s.refine == "auto":  # the images refined alone give the same results: keep the others'
+                refined = tf.where(scattered(mask)[:, None, None, None], refined, generated)
+            generated = refined
+            loss = fit_loss(generated, d, *chosen, lam)
         blended = poisson_blend(generated, y, mask)
         return {"inpainted": to_uint8(blended), "generated": to_uint8(generated), "loss": loss}
+
+    def refine(self, z, inputs, lam, beta1):
+        """The search's refinement stage (its own steps, in `tf.while_loop`s): G(z) refined."""
+        s = self.settings
+        g, d = self._keras.generator, self._keras.discriminator
+        lr = tf.constant(s.refine_rate, tf.float32)
+        more = lambda *state: state[-1] < s.refine_steps  # noqa: E731
+        if s.refine_method == "features":
+
+            def body(*state):
+                return refine_features_step(g, d, state, inputs, lam, lr, beta1, FEATURE_DEPTH)[0]
+
+            h, *_ = tf.while_loop(more, body, refine_features_start(g, z, FEATURE_DEPTH))
+            return g.from_features(h, FEATURE_DEPTH, training=False)
+
+        def one(args):  # generator: each image from the exported weights
+            z1, *rest = (x[None] for x in args)
+
+            def body(*state):
+                return refine_generator_step(g, d, state, z1, rest, lam, lr, beta1)[0]
+
+            weights, *_ = tf.while_loop(more, body, refine_generator_start(g))
+            return refined_generator(g, weights, z1)[0]
+
+        return tf.map_fn(one, (z, *inputs), fn_output_signature=tf.float32)
 
     def signatures(self) -> dict:
         s = self.settings

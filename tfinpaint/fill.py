@@ -661,7 +661,7 @@ def fill(
         label = f"Filling {first}-{last} of {total}" if last > first else f"Filling {first} of {total}"
         if len(queue) > last - first + 1:
             label += f" ({len(queue)} faces)"
-        report = (lambda it, loss, label=label: progress(label, it, settings.iterations, loss)) if progress else None
+        report = (lambda it, loss, label=label: progress(label, it, settings.steps, loss)) if progress else None
         preps = [pending.preps[k] for _, pending, k in queue]
         result = inpaint(
             np.stack([p.model_image for p in preps]),

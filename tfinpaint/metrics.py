@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, laplace
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5  # an 11x11 window, as Wang et al. (2004) and scikit-image use
@@ -36,6 +36,14 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     if min(a.shape[:2]) > 2 * pad:
         s = s[pad:-pad, pad:-pad]
     return float(s.mean())
+
+
+def detail(image: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Mean absolute Laplacian (4 neighbours, per channel) of an `[H, W, C]` image over the
+    pixels `where` is True (all by default): how much fine detail, or noise, it holds."""
+    x = np.asarray(image, np.float64)
+    lap = np.abs(np.stack([laplace(x[..., c], mode="reflect") for c in range(x.shape[-1])], axis=-1))
+    return float(lap.mean() if where is None else lap[where].mean())
 
 
 def mean_colour_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

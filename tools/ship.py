@@ -33,12 +33,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--name", required=True)
-    ap.add_argument("--data", required=True, help="what the model was trained on")
-    ap.add_argument("--terms", required=True, help="the data's terms of use")
-    ap.add_argument("--command", required=True, help="the exact training command")
+    ap.add_argument("--data", help="what the model was trained on (default: --run's card, re-shipping an export)")
+    ap.add_argument("--terms", help="the data's terms of use (default: --run's card)")
+    ap.add_argument("--command", help="the exact training command (default: --run's card)")
+    ap.add_argument("--masks", default="block,random,half,none", help="mask kinds scored on the card (evaluate's)")
     ap.add_argument("--search", default="{}", help="JSON of SearchSettings fields for the card")
     ap.add_argument("--test-first", type=int, default=32, help="first held-out image scored (earlier ones tuned)")
     ap.add_argument("--test-count", type=int, default=64)
+    ap.add_argument("--methods", default="ours,mean,biharmonic", help="methods scored on the card (evaluate's)")
     args = ap.parse_args()
 
     settings = SearchSettings(**json.loads(args.search))
@@ -47,34 +49,43 @@ def main():
     scores = compare(
         run,
         files,
-        ("block", "random", "half", "none"),
-        ("ours", "mean", "biharmonic"),
+        args.masks.split(","),
+        args.methods.split(","),
         settings=settings,
         progress=lambda s: print(s, flush=True),
     )
-    samples = sorted((args.run / "samples").glob("epoch_*.png"))[-1]
+    # a run has its sample grids; an export being re-shipped (new settings, new scores) keeps its own
+    samples = sorted((args.run / "samples").glob("epoch_*.png"))[-1:]
     base = SHIPPED / args.name
+    card = run.card.extra
     extra = {
         "name": args.name,
         # relative to the repository, where `tfinpaint evaluate` looks for a shipped model's data
         "dataset": _relative(run.card.dataset),
-        "data": args.data,
-        "terms": args.terms,
-        "training_command": args.command,
-        "sample_grid": f"samples.png (epoch {samples.stem.split('_')[1]}, 64 samples from a fixed z)",
+        "data": args.data or card["data"],
+        "terms": args.terms or card["terms"],
+        "training_command": args.command or card["training_command"],
+        "sample_grid": (
+            f"samples.png (epoch {samples[0].stem.split('_')[1]}, 64 samples from a fixed z)"
+            if samples
+            else card["sample_grid"]
+        ),
         "heldout": [Path(f).name for f in run.card.heldout],
         "heldout_scores_images": [Path(f).name for f in files],
         "heldout_scores": [dataclasses.asdict(s) for s in scores],
         "heldout_scores_note": (
             "PSNR (dB) and SSIM on [0, 1] at 64x64, after the model's preprocessing (tfinpaint.evaluate."
             "compare); 'ours' is the latent search with the card's search settings and Poisson blending; "
-            "'mean' fills the hole with the mean of the known pixels; 'biharmonic' is scikit-image's. "
-            "Random masks: 80% missing, seeded per image. Mask 'none': G(z) itself after the search "
-            "(how closely G reproduces the face)."
+            "'ours-REFINE' the same search with that refinement after z ('ours-none': z alone); 'mean' "
+            "fills the hole with the mean of the known pixels; 'biharmonic' is scikit-image's; 'ns' is "
+            "OpenCV's Navier-Stokes inpainting. Random masks: 80% missing, seeded per image. Mask 'none': "
+            "G(z) itself after the search (how closely G reproduces the image). detail_hole: the fill's "
+            "mean absolute Laplacian in the hole over the original's (above 1: noisier)."
         ),
     }
     export(run, base, version=1, overwrite=True, settings=settings, card_extra=extra)
-    shutil.copy(samples, base / "samples.png")
+    if samples:
+        shutil.copy(samples[0], base / "samples.png")
     for s in scores:
         print(f"{s.mask:7s} {s.method:12s} n={s.n}  PSNR {s.psnr:.2f}  SSIM {s.ssim:.3f}  hole box {s.psnr_box:.2f}")
 
