@@ -51,6 +51,25 @@ def faces_u8(faces_dir):
     return np.stack([_u8(data.preprocess_numpy(data.load_image_file(f), "celeba", 32)) for f in files])
 
 
+def _serve(version_dir, tmp_path, images, masks3, inpaint_settings, z, discriminated) -> dict:
+    """Every signature called once by CLIENT in a fresh process: `serving_default` on `images`
+    and `masks3`, `inpaint` on the first of them with `inpaint_settings`; outputs by name."""
+    inputs = {
+        "serving_default.image": images,
+        "serving_default.mask": masks3,
+        "inpaint.image": images[:1],
+        "inpaint.mask": masks3[:1],
+        **{f"inpaint.{k}": v for k, v in inpaint_settings.items()},
+        "generate.z": z,
+        "discriminate.image": discriminated,
+    }
+    np.savez(tmp_path / "in.npz", **inputs)
+    (tmp_path / "client.py").write_text(CLIENT)
+    args = [str(tmp_path / "client.py"), str(version_dir), str(tmp_path / "in.npz"), str(tmp_path / "out.npz")]
+    subprocess.run([sys.executable, *args], check=True, cwd=tmp_path)
+    return dict(np.load(tmp_path / "out.npz"))
+
+
 def test_saved_model_cli_lists_the_signatures(tiny_export):
     cli = Path(sys.executable).parent / "saved_model_cli"
     shown = subprocess.run(
@@ -71,32 +90,8 @@ def test_fresh_process_matches_the_python_api(tiny_export, tiny_run, faces_u8, t
     g, d = run.generator, run.discriminator
     m3 = np.stack([masks.block(32), masks.random(32, 0.8, np.random.default_rng(1)), masks.half(32)])
     z = np.random.default_rng(2).uniform(-1, 1, (5, 16)).astype(np.float32)
-    inputs = {
-        "serving_default.image": faces_u8,
-        "serving_default.mask": m3,
-        "inpaint.image": faces_u8[:1],
-        "inpaint.mask": m3[:1],
-        "inpaint.iterations": 15,
-        "inpaint.lam": 0.01,
-        "inpaint.restarts": 3,
-        "inpaint.seed": 4,
-        "generate.z": z,
-        "discriminate.image": faces_u8,
-    }
-    np.savez(tmp_path / "in.npz", **inputs)
-    (tmp_path / "client.py").write_text(CLIENT)
-    subprocess.run(
-        [
-            sys.executable,
-            str(tmp_path / "client.py"),
-            str(tiny_export / "1"),
-            str(tmp_path / "in.npz"),
-            str(tmp_path / "out.npz"),
-        ],
-        check=True,
-        cwd=tmp_path,
-    )
-    out = dict(np.load(tmp_path / "out.npz"))
+    inpaint_settings = {"iterations": 15, "lam": 0.01, "restarts": 3, "seed": 4}
+    out = _serve(tiny_export / "1", tmp_path, faces_u8, m3, inpaint_settings, z, faces_u8)
     y = faces_u8.astype(np.float32) / 127.5 - 1.0
 
     ref = inpaint(y, m3, g, d, iterations=20, restarts=2)  # the card's settings
@@ -125,23 +120,8 @@ def test_served_refinement_matches_the_python_api(tiny_run, faces_u8, tmp_path, 
     export(run, tmp_path / "m", settings=settings)
     m2 = np.stack([masks.random(32, 0.8, np.random.default_rng(1)), masks.block(32)])
     z = np.zeros((1, 16), np.float32)
-    inputs = {
-        "serving_default.image": faces_u8[:2],
-        "serving_default.mask": m2,
-        "inpaint.image": faces_u8[:1],
-        "inpaint.mask": m2[:1],
-        "inpaint.iterations": 8,
-        "inpaint.lam": 0.003,
-        "inpaint.restarts": 2,
-        "inpaint.seed": 0,
-        "generate.z": z,
-        "discriminate.image": faces_u8[:1],
-    }
-    np.savez(tmp_path / "in.npz", **inputs)
-    (tmp_path / "client.py").write_text(CLIENT)
-    args = [str(tmp_path / x) for x in ("client.py", "m/1", "in.npz", "out.npz")]
-    subprocess.run([sys.executable, *args], check=True, cwd=tmp_path)
-    out = dict(np.load(tmp_path / "out.npz"))
+    inpaint_settings = {"iterations": 8, "lam": 0.003, "restarts": 2, "seed": 0}
+    out = _serve(tmp_path / "m" / "1", tmp_path, faces_u8[:2], m2, inpaint_settings, z, faces_u8[:1])
     y = faces_u8[:2].astype(np.float32) / 127.5 - 1.0
     ref = inpaint(y, m2, run.generator, run.discriminator, settings)
     z_only = inpaint(y, m2, run.generator, run.discriminator, settings, refine="none")
