@@ -69,11 +69,16 @@ def test_frame_sampling_averages_blocks_and_never_reads_the_hole():
     turned = faces.Frame(faces.similarity(np.array([[40.0, 30], [160, 50]]), np.array([[0.0, 0], [1, 0]])))
     mask = np.ones((200, 300, 1))
     mask[60:120, 70:130] = 0
-    known = turned.sample(mask, 64, known=True)
+    _, known = turned.sample_known(photo, mask, 64)
     assert 0.05 < 1 - known.mean() < 0.5  # the hole and the photo's outside are unknown
     poisoned = np.where(mask > 0.5, photo, 1e9)
-    view, clean = turned.sample(poisoned, 64), turned.sample(np.where(mask > 0.5, photo, 0.0), 64)
+    view, _ = turned.sample_known(poisoned, mask, 64)
+    clean, _ = turned.sample_known(np.where(mask > 0.5, photo, 0.0), mask, 64)
     np.testing.assert_allclose(view[known[..., 0] > 0.5], clean[known[..., 0] > 0.5])
+    assert view[known[..., 0] > 0.5].max() < 256  # no missing pixel went into a known one
+    image, all_known = straight.sample_known(photo, np.ones((200, 300, 1)), 64)
+    np.testing.assert_allclose(image, expected, rtol=1e-5)
+    assert all_known.all()
 
 
 def test_astronaut_photo_is_found_aligned_and_filled_at_full_size(shipped, template, tmp_path):

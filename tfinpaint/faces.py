@@ -187,35 +187,59 @@ class Frame:
         right, bottom = np.ceil(corners.max(axis=0)).astype(int) + 1
         return max(top, 0), min(bottom, height), max(left, 0), min(right, width)
 
-    def sample(self, photo: np.ndarray, size: int, known: bool = False) -> np.ndarray:
-        """The frame's view of a photo `[H, W, C]` at `size` x `size`, float32.
-
-        Bilinear samples at `factor = ceil(side / size)` per model pixel each way (the
-        photo's own scale or finer) averaged over each model pixel; with `known`, `photo`
-        is a mask (1 = known) and a model pixel is 1 only if every sample of it is exactly
-        1, that is, if no photo pixel outside the known ones (or outside the photo) went
-        into it.
-        """
+    def _samples(self, arrays: list[np.ndarray], modes: list[str], size: int, orders: list[int] | None = None):
+        """Samples (bilinear, or `orders` of interpolation) of each `[H, W, C]` array at
+        `factor = ceil(side / size)` points per model pixel each way (the photo's own scale or
+        finer), a band of model rows at a time: yields the band's rows and, per array, samples
+        `[rows, factor, size, factor, C]`."""
+        orders = orders or [1] * len(arrays)
         factor = max(1, math.ceil(self.side / size))
         n = size * factor
         rows_per = max(1, CHUNK // (n * factor)) * factor
         offsets = (np.arange(n) + 0.5) / n
-        photo = np.asarray(photo, np.float64)
-        out = np.empty((size, size, photo.shape[-1]), np.float32)
+        arrays = [np.asarray(a, np.float64) for a in arrays]
         for r0 in range(0, n, rows_per):
             v = offsets[r0 : r0 + rows_per]
             uv = np.stack(np.broadcast_arrays(offsets[None, :], v[:, None]), axis=-1)
             xy = self.to_photo(uv.reshape(-1, 2))
             coords = [xy[:, 1], xy[:, 0]]
-            for c in range(photo.shape[-1]):
-                values = ndimage.map_coordinates(
-                    photo[..., c], coords, order=1, mode="constant" if known else "nearest", cval=0.0
-                ).reshape(len(v) // factor, factor, size, factor)
-                if known:
-                    out[r0 // factor : (r0 + len(v)) // factor, :, c] = (values > 1 - 1e-6).all(axis=(1, 3))
-                else:
-                    out[r0 // factor : (r0 + len(v)) // factor, :, c] = values.mean(axis=(1, 3))
+            out = []
+            for a, mode, order in zip(arrays, modes, orders):
+                chans = [
+                    ndimage.map_coordinates(a[..., c], coords, order=order, mode=mode, cval=0.0).reshape(
+                        len(v) // factor, factor, size, factor
+                    )
+                    for c in range(a.shape[-1])
+                ]
+                out.append(np.stack(chans, axis=-1))
+            yield slice(r0 // factor, (r0 + len(v)) // factor), out
+
+    def sample(self, photo: np.ndarray, size: int) -> np.ndarray:
+        """The frame's view of a photo `[H, W, C]` at `size` x `size`, float32: the mean of
+        each model pixel's bilinear samples."""
+        out = np.empty((size, size, np.shape(photo)[-1]), np.float32)
+        for rows, (values,) in self._samples([photo], ["nearest"], size):
+            out[rows] = values.mean(axis=(1, 3))
         return out
+
+    def sample_known(self, photo: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The frame's view of a photo and its mask `[H, W, 1]` (1 = known): `(image, mask)` at
+        `size` x `size`. A model pixel is known when at least half of its samples (nearest
+        photo pixels, here) are known and inside the photo. Its value is `sample`'s where no
+        sample of it or of its neighbours is missing, else the mean of its known samples
+        alone: no missing photo pixel goes into a known model pixel."""
+        image = self.sample(photo, size)
+        known = np.empty((size, size, 1), np.float32)
+        clean = np.empty((size, size), bool)
+        masked = np.zeros_like(image)
+        arrays, modes = [photo, mask], ["nearest", "constant"]
+        for rows, (values, m) in self._samples(arrays, modes, size, orders=[0, 0]):
+            ok = (m > 0.5).astype(np.float64)
+            known[rows] = ok.mean(axis=(1, 3)) >= 0.5
+            clean[rows] = ok.all(axis=(1, 3, 4))
+            masked[rows] = (values * ok).sum(axis=(1, 3)) / np.maximum(ok.sum(axis=(1, 3)), 1)
+        near_missing = ndimage.minimum_filter(clean, size=3, mode="nearest") == 0
+        return np.where(near_missing[..., None], masked, image).astype(np.float32), known
 
     def place(self, generated: np.ndarray, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         """G(z) `[S, S, C]` in [-1, 1] at the photo pixels of `window` (top, bottom, left,

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from tfinpaint import blend as blend_lib
 from tfinpaint import data as data_lib
@@ -171,7 +172,19 @@ def prepare(original: np.ndarray, mask: np.ndarray, preprocess: str, size: int, 
     crop = original[top : top + bh, left : left + bw]
     known = mask[top : top + bh, left : left + bw]
     model_image = data_lib.preprocess_numpy(crop, "svhn", size)  # already cropped: resize only
-    model_mask = (images_lib.resize(known.astype(np.float32), size, size, Image.BOX) > 1.0 - 1e-6).astype(np.float32)
+    # A model pixel is known when at least half of the photo pixels under it are; where some
+    # are missing, its value is the mean of the known ones alone (no missing pixel goes in),
+    # so a mask made at the model's size (random pixels, say) comes back as it was made.
+    known = known.astype(np.float32)
+    share = images_lib.resize(known, size, size, Image.BOX)
+    model_mask = (share >= 0.5 - 1e-6).astype(np.float32)
+    # the resize's kernel reaches past each pixel's own photo pixels: near a missing one, use
+    # the mean of the known ones instead
+    partial = ndimage.maximum_filter(share < 1.0 - 1e-6, size=(5, 5, 1))
+    if partial.any():
+        crop01 = crop.astype(np.float32) / 127.5 - 1.0
+        mean_known = images_lib.resize(crop01 * known, size, size, Image.BOX) / np.maximum(share, 1e-6)
+        model_image = np.where(partial, mean_known, model_image)
     model_image = np.where(model_mask > 0.5, model_image, 0.0).astype(np.float32)
     return Prepared(original, mask.astype(np.float32), box, model_image, model_mask)
 
@@ -234,9 +247,8 @@ def prepare_face(
     """A face's view of a photo: the photo and its whole mask `[H, W, 1]` through the face's
     frame; `fills` (bool `[H, W]`) the hole pixels this view fills."""
     h, w = original.shape[:2]
-    model_mask = frame.sample(mask, size, known=True)
-    model_image = frame.sample(original, size) / 127.5 - 1.0
-    model_image = np.where(model_mask > 0.5, model_image, 0.0).astype(np.float32)
+    model_image, model_mask = frame.sample_known(original, mask, size)
+    model_image = np.where(model_mask > 0.5, model_image / 127.5 - 1.0, 0.0).astype(np.float32)
     top, bottom, left, right = frame.window(h, w)
     own = np.where(fills[..., None], 0.0, 1.0).astype(np.float32)
     return Prepared(original, own, (top, left, bottom - top, right - left), model_image, model_mask, frame)
