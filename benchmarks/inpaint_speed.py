@@ -1,4 +1,4 @@
-"""Latent-search speed (image-iterations per second) and Poisson blending time.
+"""Latent-search speed (image-iterations per second), the refinement's, and Poisson blending time.
 
     python benchmarks/inpaint_speed.py [--width 64] [--iterations 30]
 
@@ -37,6 +37,21 @@ def main():
         rows.append((batch, f"{batch * args.iterations / dt:.1f}", f"{dt / args.iterations * 1000:.1f}"))
     print(f"Latent search, 64x64, width {args.width}, {args.iterations} iterations")
     print(table(("batch", "image-iterations/s", "ms per iteration"), rows))
+
+    rows = []
+    for refine in ("features", "generator"):
+        for batch in (1, 8):
+            y = rng.uniform(-1, 1, (batch, 64, 64, 3)).astype(np.float32)
+            m = masks.random(64, 0.8, rng)
+            kw = dict(iterations=0, refine=refine, blend=None)
+            inpaint(y, m, g, d, refine_steps=2, **kw)  # trace
+            t = time.perf_counter()
+            inpaint(y, m, g, d, refine_steps=args.iterations, **kw)
+            dt = time.perf_counter() - t
+            per_image = dt / args.iterations * 100 / batch
+            rows.append((refine, batch, f"{dt / args.iterations * 1000:.1f}", f"{per_image:.2f}"))
+    print(f"\nRefinement beyond z, 64x64, width {args.width}, {args.iterations} steps")
+    print(table(("refine", "batch", "ms per step (whole batch)", "s per image for 100 steps"), rows))
 
     rows = []
     for size in (64, 512):

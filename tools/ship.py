@@ -46,6 +46,9 @@ def main():
     settings = SearchSettings(**json.loads(args.search))
     run = load_model(args.run)
     files = run.card.heldout[args.test_first : args.test_first + args.test_count]
+    if not Path(files[0]).exists():  # an export's card names its held-out files; they sit in its first folder
+        folder = run.card.dataset_folders(SHIPPED.parent)[0]
+        files = [str(folder / f) for f in files]
     scores = compare(
         run,
         files,
