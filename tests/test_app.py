@@ -102,7 +102,9 @@ def test_fill_through_the_client_keeps_every_pixel_outside_the_strokes(server, s
     shown = np.asarray(Image.open(masked))
     assert (shown == 255).all(axis=-1).mean() > 0.05  # her eyes, white, in the model's view
     losses = [row[1] for row in curve["data"]]
-    assert len(losses) == 20 and losses[-1] < 0.5 * losses[0]
+    # a thin stroke (about 6 of the model's pixels tall) is a scattered hole: the z search's 20
+    # steps, then the 100 of the refinement beyond z
+    assert len(losses) == 120 and losses[-1] < 0.5 * losses[0] and losses[-1] < losses[19]
 
 
 def test_mask_kinds_models_and_mistakes(server, tmp_path, faces_dir):
