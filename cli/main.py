@@ -38,7 +38,7 @@ from tfinpaint.constants import (
     SIDES,
     STRATEGIES,
 )
-from tfinpaint.errors import first_line
+from tfinpaint.errors import first_line, no_such_image
 
 # Where unexpected errors' tracebacks and TensorFlow's start-up lines go.
 LOG_DIR = Path(os.environ.get("TFINPAINT_LOG_DIR") or Path(tempfile.gettempdir()) / "tfinpaint-logs")
@@ -70,8 +70,11 @@ def _start_tensorflow(command: str, verbose: bool) -> None:
     log.unlink()
 
 
-def friendly_errors(fn):
-    """Run a command: expected failures and unexpected ones each become one line."""
+def friendly_errors(fn=None, *, check=None):
+    """Run a command: expected failures and unexpected ones each become one line. `check`,
+    called with the command's options before TensorFlow starts, refuses bad ones at once."""
+    if fn is None:
+        return functools.partial(friendly_errors, check=check)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -79,6 +82,8 @@ def friendly_errors(fn):
         verbose = bool(ctx.find_root().params.get("verbose"))
         try:
             check_backend()
+            if check is not None:
+                check(**kwargs)
             _start_tensorflow(ctx.info_name, verbose)
             return fn(*args, **kwargs)
         except TfinpaintError as e:
@@ -292,6 +297,17 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
         click.echo(f"Trained models saved in {run_dir}")
 
 
+def _check_fill(images, mask_spec, **_):
+    """fill's mistakes that need no model, refused before TensorFlow starts: a mask that is
+    neither a kind nor a file or folder, and one photo that names nothing (among several,
+    `fill` reports each missing one and fills the others)."""
+    from tfinpaint.masks import check_spec
+
+    check_spec(mask_spec)
+    if len(images) == 1 and not any(c in str(images[0]) for c in "*?[") and not Path(images[0]).exists():
+        raise no_such_image(images[0])
+
+
 @main.command(
     "fill",
     help="Fill the holes of images with the trained GAN (the paper's eqs. 2-6). IMAGES are files, folders "
@@ -379,7 +395,7 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
     show_default=True,
     help="Refuse photos with more pixels than this (checked before any work).",
 )
-@friendly_errors
+@friendly_errors(check=_check_fill)
 def fill_command(images, mask_spec, mask_invert, model_spec, out, panel, overwrite, **options):
     from tfinpaint import fill as fill_lib
 

@@ -274,10 +274,19 @@ def test_tensorflow_start_up_lines_stay_out_of_the_terminal(tmp_path):
     # a fresh process, as a user runs it: the error is the only line on stderr
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["TFINPAINT_LOG_DIR"] = str(tmp_path / "logs")
-    cmd = [sys.executable, "-m", "tfinpaint.cli", "fill", str(tmp_path / "nothing.png")]
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
+    # a photo that names nothing is refused before TensorFlow starts (no start-up log at all)
+    missing = [sys.executable, "-m", "tfinpaint.cli", "fill", str(tmp_path / "nothing.png")]
+    p = subprocess.run(missing, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert p.returncode == 1
     assert p.stderr.splitlines() == [f"Error: Cannot read image {tmp_path / 'nothing.png'}: no such file"]
+    assert not (tmp_path / "logs").exists()
+    # one that is no image is found out after TensorFlow's start, whose lines stay out too
+    (tmp_path / "bad.png").write_text("no image")
+    cmd = [sys.executable, "-m", "tfinpaint.cli", "fill", str(tmp_path / "bad.png")]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 1
+    assert len(p.stderr.splitlines()) == 1, p.stderr
+    assert p.stderr.startswith(f"Error: Cannot read image {tmp_path / 'bad.png'}: ")
     assert not list((tmp_path / "logs").iterdir())  # the start-up log is removed once TensorFlow is up
     verbose = subprocess.run(cmd[:3] + ["--verbose"] + cmd[3:], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert verbose.returncode == 1 and len(verbose.stderr.splitlines()) > 1  # TensorFlow's own lines too

@@ -22,6 +22,11 @@ class DataError(TfinpaintError, ValueError):
     """A dataset spec or image file that names nothing usable."""
 
 
+def no_such_image(path) -> "DataError":
+    """The error for a photo path that names no file."""
+    return DataError(f"Cannot read image {path}: no such file")
+
+
 class MaskError(TfinpaintError, ValueError):
     """A mask spec or mask file that cannot be used."""
 

@@ -30,7 +30,7 @@ from tfinpaint import files, store
 from tfinpaint import images as images_lib
 from tfinpaint import masks as masks_lib
 from tfinpaint.constants import ALIGNS, FACES
-from tfinpaint.errors import DataError, MaskError, ModelError, TfinpaintError
+from tfinpaint.errors import DataError, MaskError, ModelError, TfinpaintError, no_such_image
 from tfinpaint.search import BLENDS, SearchSettings, inpaint
 
 
@@ -345,11 +345,7 @@ def photo_mask(
         return masks_lib.load(masks_lib.find_in_folder(path, name), h, w, invert)
     if path.is_file():
         return masks_lib.load(path, h, w, invert)
-    raise _no_such_mask(spec)
-
-
-def _no_such_mask(spec: MaskSpec) -> MaskError:
-    return MaskError(f"Mask {str(spec)!r} is neither one of {masks_lib.KINDS} nor an existing mask file or folder")
+    raise masks_lib.no_such_mask(spec)
 
 
 def expand(photos: Iterable[Photo]) -> list[Photo]:
@@ -403,7 +399,7 @@ def read_photo(
         return f"image_{index}", None, np.repeat(image, 3, axis=-1) if gray else image, gray
     path = photo.path if isinstance(photo, Listed) else Path(photo)
     if not path.is_file():
-        raise DataError(f"Cannot read image {path}: no such file")
+        raise no_such_image(path)
     image = data_lib.load_image_file(path, max_pixels)
     return photo_name(photo, index), path, image, data_lib.is_grayscale(path)
 
@@ -546,7 +542,7 @@ def _check_inputs(photos: Sequence[Photo], mask: MaskSpec, max_pixels: int, mode
         if folder.is_file():
             masks_lib.load(folder, 8, 8)  # readable, once, before any photo
         elif not folder.is_dir():
-            raise _no_such_mask(mask)
+            raise masks_lib.no_such_mask(mask)
     for i, photo in enumerate(photos):
         if isinstance(photo, np.ndarray):
             check_size(*photo.shape[:2], model.preprocess, model.image_size, f"image_{i}")

@@ -114,3 +114,15 @@ def make(
     if kind == "pattern":
         return pattern(size, rng=rng)
     raise MaskError(f"Unknown mask kind {kind!r}; expected one of {KINDS}, a mask file or a folder of masks")
+
+
+def no_such_mask(spec) -> MaskError:
+    """The error for a mask spec that is neither a kind nor an existing file or folder."""
+    return MaskError(f"Mask {str(spec)!r} is neither one of {KINDS} nor an existing mask file or folder")
+
+
+def check_spec(spec: str | os.PathLike) -> None:
+    """Refuse a mask spec given by name that is neither a kind nor an existing file or folder
+    (cheap: the command line checks it before TensorFlow starts)."""
+    if str(spec) not in KINDS and not Path(spec).exists():
+        raise no_such_mask(spec)
