@@ -42,7 +42,7 @@ from tfinpaint.search import (
     refine_generator_start,
     refine_generator_step,
     refined_generator,
-    scattered,
+    refines,
     search_finish,
     search_start,
     search_step,
@@ -179,12 +179,10 @@ class InpaintingModule(tf.Module):
 
         z, *_ = tf.while_loop(lambda z, m, v, t: t < iterations, body, state)
         generated, loss, rows = search_finish(g, d, z, inputs, lam, tf.shape(y)[0], restarts)
-        if s.refine != "none" and s.refine_steps > 0:
+        if s.refining:  # every image is refined alone, so those the settings leave out keep G(z)
             chosen = tuple(tf.gather(x, rows) for x in inputs)
             refined = self.refine(tf.gather(z, rows), chosen, lam, beta1)
-            if s.refine == "auto":  # the images refined alone give the same results: keep the others'
-                refined = tf.where(scattered(mask)[:, None, None, None], refined, generated)
-            generated = refined
+            generated = tf.where(refines(s, mask)[:, None, None, None], refined, generated)
             loss = fit_loss(generated, d, *chosen, lam)
         blended = poisson_blend(generated, y, mask)
         return {"inpainted": to_uint8(blended), "generated": to_uint8(generated), "loss": loss}

@@ -84,9 +84,14 @@ class SearchSettings:
             )
 
     @property
+    def refining(self) -> bool:
+        """Whether a refinement follows the z search (for some images at least)."""
+        return self.refine != "none" and self.refine_steps > 0
+
+    @property
     def steps(self) -> int:
         """Adam steps per image in all: the z search's and the refinement's."""
-        return self.iterations + (self.refine_steps if self.refine != "none" else 0)
+        return self.iterations + (self.refine_steps if self.refining else 0)
 
     @property
     def refine_method(self) -> str:
@@ -286,6 +291,14 @@ def scattered(masks) -> tf.Tensor:
     return tf.logical_and(holes > 0, share >= AUTO_SHARE)
 
 
+def refines(settings: SearchSettings, masks) -> tf.Tensor:
+    """Which images the settings' refinement applies to, bool `[N]`."""
+    n = tf.shape(masks)[:1]
+    if not settings.refining:
+        return tf.zeros(n, tf.bool)
+    return scattered(masks) if settings.refine == "auto" else tf.ones(n, tf.bool)
+
+
 def refine_generator_start(generator):
     """The state `(weights, m, v, t)` of a generator refinement: G's trainable weights as tensors."""
     weights = [v.value for v in generator.trainable_variables]
@@ -300,10 +313,9 @@ def refine_generator_step(generator, discriminator, state, z, inputs, lam, lr, b
         The next state, and the loss per image before the step.
     """
     weights, m, v, t = state
-    frozen = [x.value for x in generator.non_trainable_variables]
     with tf.GradientTape() as tape:
         tape.watch(weights)
-        generated, _ = generator.stateless_call(weights, frozen, z, training=False)
+        generated = refined_generator(generator, weights, z)
         loss = fit_loss(generated, discriminator, *inputs, lam)
         total = tf.reduce_sum(loss)
     grads = tape.gradient(total, weights)
@@ -371,25 +383,28 @@ def _refine(generator, discriminator, s: SearchSettings, z, inputs, lam, beta1, 
         history = []
         for k in range(s.refine_steps):
             state, loss = _features_step(generator, discriminator, state, inputs, lam, lr, beta1, FEATURE_DEPTH)
-            history.append(loss.numpy())
+            history.append(loss)
             if progress and ((k + 1) % every == 0 or k + 1 == s.refine_steps):
-                progress(k + 1, float(np.mean(history[-1])))
+                progress(k + 1, float(tf.reduce_mean(loss)))
         generated = generator.from_features(state[0], FEATURE_DEPTH, training=False)
-        history = np.stack(history)
+        history = tf.stack(history)
     else:  # generator: one image at a time, each from the shipped weights
-        out, history = [], np.zeros((s.refine_steps, n), np.float32)
+        out, per_image = [], []
         for i in range(n):
             one = tuple(x[i : i + 1] for x in inputs)
             state = refine_generator_start(generator)
-            for k in range(s.refine_steps):
+            losses = []
+            for _ in range(s.refine_steps):
                 state, loss = _generator_step(generator, discriminator, state, z[i : i + 1], one, lam, lr, beta1)
-                history[k, i] = float(loss[0])
+                losses.append(loss)
             out.append(_refined_generator(generator, state[0], z[i : i + 1]))
+            per_image.append(tf.concat(losses, axis=0))
             if progress:
-                progress(round((i + 1) / n * s.refine_steps), float(np.mean(history[-1, : i + 1])))
+                progress(round((i + 1) / n * s.refine_steps), float(tf.reduce_mean([p[-1] for p in per_image])))
         generated = tf.concat(out, axis=0)
+        history = tf.stack(per_image, axis=1)
     loss = fit_loss(generated, discriminator, *inputs, lam).numpy()
-    return generated.numpy(), loss, history
+    return generated.numpy(), loss, history.numpy()
 
 
 def inpaint(
@@ -451,9 +466,7 @@ def inpaint(
     z = tf.gather(state[0], rows)
     rows = rows.numpy()
     hist = tf.stack(history).numpy()[:, rows] if history else np.zeros((0, n), np.float32)
-    refined = np.full(n, s.refine != "none" and s.refine_steps > 0)
-    if s.refine == "auto":
-        refined &= scattered(masks).numpy()
+    refined = refines(s, masks).numpy()
     generated, loss = generated.numpy(), loss.numpy()
     if refined.any():
         which = np.flatnonzero(refined)
