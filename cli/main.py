@@ -301,10 +301,11 @@ def _check_fill(images, mask_spec, **_):
     """fill's mistakes that need no model, refused before TensorFlow starts: a mask that is
     neither a kind nor a file or folder, and one photo that names nothing (among several,
     `fill` reports each missing one and fills the others)."""
+    from tfinpaint.files import is_glob
     from tfinpaint.masks import check_spec
 
     check_spec(mask_spec)
-    if len(images) == 1 and not any(c in str(images[0]) for c in "*?[") and not Path(images[0]).exists():
+    if len(images) == 1 and not is_glob(images[0]) and not Path(images[0]).exists():
         raise no_such_image(images[0])
 
 

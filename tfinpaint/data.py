@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from tfinpaint.constants import MAX_PIXELS, PREPROCESS
 from tfinpaint.errors import DataError, first_line
+from tfinpaint.files import is_glob
 from tfinpaint.images import IMAGE_EXTENSIONS
 
 # Share of the width kept by the `celeba` preset: the paper's 108x108 centre of a
@@ -99,7 +100,7 @@ def list_images(spec: str | os.PathLike) -> list[str]:
 
 
 def _looks_like_path(spec: str) -> bool:
-    return os.sep in spec or spec.startswith(".") or any(c in spec for c in "*?[") or os.path.exists(spec)
+    return os.sep in spec or spec.startswith(".") or is_glob(spec) or os.path.exists(spec)
 
 
 def resolve(spec: str | Sequence[str], preprocess: str | None = None, holdout: int | None = None) -> Source:

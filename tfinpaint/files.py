@@ -73,3 +73,8 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+def is_glob(spec) -> bool:
+    """Whether a path spec is a glob pattern (holds `*`, `?` or `[`)."""
+    return any(c in str(spec) for c in "*?[")

@@ -364,9 +364,9 @@ def expand(photos: Iterable[Photo]) -> list[Photo]:
         spec = str(photo)
         if Path(spec).is_dir():
             root = Path(spec)
-        elif any(c in spec for c in "*?["):
+        elif files.is_glob(spec):
             parts = Path(spec).parts
-            first = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
+            first = next(i for i, part in enumerate(parts) if files.is_glob(part))
             root = Path(*parts[:first]) if first else Path(".")
         else:
             out.append(photo)
@@ -538,11 +538,10 @@ def _check_inputs(photos: Sequence[Photo], mask: MaskSpec, max_pixels: int, mode
     readable); every file exists, is an image within `max_pixels` and large enough for the
     model (from its header), and has its mask."""
     folder = None if isinstance(mask, (np.ndarray, Sequence)) and not isinstance(mask, str) else Path(mask)
-    if folder is not None and str(mask) not in masks_lib.KINDS:
-        if folder.is_file():
+    if folder is not None:
+        masks_lib.check_spec(mask)
+        if str(mask) not in masks_lib.KINDS and folder.is_file():
             masks_lib.load(folder, 8, 8)  # readable, once, before any photo
-        elif not folder.is_dir():
-            raise masks_lib.no_such_mask(mask)
     for i, photo in enumerate(photos):
         if isinstance(photo, np.ndarray):
             check_size(*photo.shape[:2], model.preprocess, model.image_size, f"image_{i}")
