@@ -134,6 +134,27 @@ class Generator(keras.Model):
         }
 
 
+def _down_stack(model: keras.Model, image_size: int, width: int, batch_norm: bool, momentum: float) -> None:
+    """D's stride-2 convolutions (doubling the channels from `width`) and their norms, as
+    `model.convs` and `model.norms`; appended in turn, which fixes the order of the weights."""
+    model.convs, model.norms = [], []
+    convs, norms = model.convs, model.norms
+    for i in range(num_blocks(image_size)):
+        first = i == 0
+        convs.append(
+            layers.Conv2D(
+                width * 2**i, KERNEL, strides=2, padding="same", use_bias=first or not batch_norm, name=f"down{i}"
+            )
+        )
+        norms.append(layers.Identity(name=f"down{i}_norm") if first else _norm(batch_norm, momentum, f"down{i}_norm"))
+
+
+def _down(x, convs, norms, training):
+    for conv, norm in zip(convs, norms):
+        x = keras.ops.leaky_relu(norm(conv(x), training=training), negative_slope=0.2)
+    return x
+
+
 @keras.saving.register_keras_serializable(package="tfinpaint")
 class Discriminator(keras.Model):
     """D: `[batch, size, size, channels]` in [-1, 1] to one real/fake logit `[batch, 1]`.
@@ -163,32 +184,12 @@ class Discriminator(keras.Model):
         self.channels = channels
         self.batch_norm = batch_norm
         self.bn_momentum = bn_momentum
-        blocks = num_blocks(image_size)
-        self.convs = []
-        self.norms = []
-        for i in range(blocks):
-            first = i == 0
-            self.convs.append(
-                layers.Conv2D(
-                    width * 2**i,
-                    KERNEL,
-                    strides=2,
-                    padding="same",
-                    use_bias=first or not batch_norm,
-                    name=f"down{i}",
-                )
-            )
-            self.norms.append(
-                layers.Identity(name=f"down{i}_norm") if first else _norm(batch_norm, bn_momentum, f"down{i}_norm")
-            )
+        _down_stack(self, image_size, width, batch_norm, bn_momentum)
         self.flatten = layers.Flatten()
         self.logit = layers.Dense(1, name="logit")
 
     def call(self, images, training=False):
-        x = images
-        for conv, norm in zip(self.convs, self.norms):
-            x = keras.ops.leaky_relu(norm(conv(x), training=training), negative_slope=0.2)
-        return self.logit(self.flatten(x))
+        return self.logit(self.flatten(_down(images, self.convs, self.norms, training)))
 
     def build(self, input_shape):
         self.call(keras.KerasTensor(input_shape))
@@ -202,6 +203,69 @@ class Discriminator(keras.Model):
             "batch_norm": self.batch_norm,
             "bn_momentum": self.bn_momentum,
         }
+
+
+@keras.saving.register_keras_serializable(package="tfinpaint")
+class Encoder(keras.Model):
+    """E: a masked image and its mask to the z that G needs, `[batch, latent_dim]` in [-1, 1].
+
+    D's architecture with the mask as one more input channel (the image's hole is zeroed
+    first, so E never reads it) and a tanh head of `latent_dim` instead of D's logit. It
+    gives the latent search its starting point (`SearchSettings.init`).
+
+    Args:
+        image_size: 32, 64 or 128.
+        width: channels of the first convolution, doubled by each following one.
+        latent_dim: size of z.
+        channels: 3 or 1 (the image's; E sees one more).
+        batch_norm: batch norm on all convolutions but the first.
+        bn_momentum: momentum of the batch-norm moving averages.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        width: int = 64,
+        latent_dim: int = 100,
+        channels: int = 3,
+        batch_norm: bool = True,
+        bn_momentum: float = 0.9,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_common(width, channels)
+        _down_stack(self, image_size, width, batch_norm, bn_momentum)
+        self.flatten = layers.Flatten()
+        self.image_size, self.width, self.latent_dim = image_size, width, latent_dim
+        self.channels, self.batch_norm, self.bn_momentum = channels, batch_norm, bn_momentum
+        self.head = layers.Dense(latent_dim, name="latent")
+
+    def call(self, images, masks, training=False):
+        known = keras.ops.cast(masks > 0.5, images.dtype)
+        x = keras.ops.concatenate([images * known, known * 2.0 - 1.0], axis=-1)
+        return keras.ops.tanh(self.head(self.flatten(_down(x, self.convs, self.norms, training))))
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        self.call(keras.KerasTensor(shape), keras.KerasTensor(shape[:-1] + (1,)))
+        self.built = True
+
+    def get_config(self):
+        return {
+            "image_size": self.image_size,
+            "width": self.width,
+            "latent_dim": self.latent_dim,
+            "channels": self.channels,
+            "batch_norm": self.batch_norm,
+            "bn_momentum": self.bn_momentum,
+        }
+
+
+def build_encoder(image_size=64, width=64, latent_dim=100, channels=3, batch_norm=True) -> Encoder:
+    """A built encoder for images of `image_size` x `image_size` x `channels`."""
+    e = Encoder(image_size, width, latent_dim, channels, batch_norm, name="encoder")
+    e.build((None, image_size, image_size, channels))
+    return e
 
 
 def build_pair(
