@@ -59,6 +59,46 @@ def pattern(size: int, coverage: float = 0.25, rng: np.random.Generator | None =
     return (~hole).astype(np.float32)[..., None]
 
 
+def strokes(size: int, count: int = 4, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Free-form holes: `count` brush strokes, each a random walk of thick line segments."""
+    rng = rng or np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    hole = np.zeros((size, size), bool)
+    for _ in range(count):
+        y, x = rng.uniform(0, size, 2)
+        radius = rng.uniform(size / 32, size / 10)
+        angle = rng.uniform(0, 2 * np.pi)
+        for _ in range(int(rng.integers(3, 8))):
+            angle += rng.uniform(-1.0, 1.0)
+            length = rng.uniform(size / 10, size / 4)
+            for t in np.linspace(0, 1, 8):
+                cy, cx = y + t * length * np.sin(angle), x + t * length * np.cos(angle)
+                hole |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+            y, x = np.clip([y + length * np.sin(angle), x + length * np.cos(angle)], 0, size - 1)
+    return (~hole).astype(np.float32)[..., None]
+
+
+def any_kind(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A mask of a kind drawn at random, for training the encoder: the centre block, a block
+    of random size and place, random 20-95% missing, a half, pattern blobs or strokes."""
+    kind = rng.integers(6)
+    if kind == 0:
+        return block(size)
+    if kind == 1:
+        side = int(rng.integers(size // 8, size * 3 // 4 + 1))
+        top, left = rng.integers(0, size - side + 1, 2)
+        m = np.ones((size, size, 1), np.float32)
+        m[top : top + side, left : left + side] = 0.0
+        return m
+    if kind == 2:
+        return random(size, float(rng.uniform(0.2, 0.95)), rng)
+    if kind == 3:
+        return half(size, SIDES[int(rng.integers(4))])
+    if kind == 4:
+        return pattern(size, float(rng.uniform(0.1, 0.5)), rng)
+    return strokes(size, int(rng.integers(1, 7)), rng)
+
+
 def from_image(mask_image: np.ndarray, height: int, width: int, invert: bool = False) -> np.ndarray:
     """A mask from a grayscale image `[h, w]` (white = missing), resized to `[height, width, 1]`."""
     im = Image.fromarray(mask_image).resize((width, height), Image.NEAREST)
