@@ -120,13 +120,15 @@ def poisson_blend(source: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.T
 class InpaintingModule(tf.Module):
     """G, D and the search, as the functions the SavedModel serves."""
 
-    def __init__(self, generator, discriminator, settings: SearchSettings):
+    def __init__(self, generator, discriminator, settings: SearchSettings, encoder=None):
         super().__init__(name="tfinpaint")
         # The functions capture the tf.Variables inside Keras 3's variables. TF Serving and
         # saved_model_cli (the TF1 loader) find only variables tracked as such, so those are
         # tracked; the Keras models are kept out of tracking, else every weight is stored twice.
         self._keras = types.SimpleNamespace(generator=generator, discriminator=discriminator)
-        self.served_variables = [v._value for v in generator.weights + discriminator.weights]
+        # G's, D's, then the encoder's (if any): the order `store` reads them back in
+        models = [m for m in (generator, discriminator, encoder) if m is not None]
+        self.served_variables = [v._value for m in models for v in m.weights]
         self.settings = settings
         size, ch, latent = generator.image_size, generator.channels, generator.latent_dim
         self.image_spec = tf.TensorSpec([None, size, size, ch], tf.uint8, name="image")
@@ -287,7 +289,7 @@ def export(
     if target.exists() and not overwrite:
         raise ExportError(f"{target} exists; pass --overwrite to replace it, or choose another --version")
     settings = settings or model.card.search_settings()
-    module = InpaintingModule(model.generator, model.discriminator, settings)
+    module = InpaintingModule(model.generator, model.discriminator, settings, model.encoder)
     out.mkdir(parents=True, exist_ok=True)
     files.remove_stale_temporaries(out)  # of exports that were killed
     tmp = files.temp_path(target)

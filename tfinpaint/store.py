@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tfinpaint.errors import ModelError
 from tfinpaint.faces import Template
-from tfinpaint.models import Discriminator, Generator, build_pair
+from tfinpaint.models import Discriminator, Encoder, Generator, build_encoder, build_pair
 from tfinpaint.search import SearchSettings
 
 DEFAULT_MODEL = "celeba64"
@@ -30,7 +30,7 @@ RUN_FORMAT = "tfinpaint-run/1"
 EXPORT_FORMAT = "tfinpaint-export/1"
 CARD = "model.json"
 # Importing them registers them with keras.saving, which is what loading a run needs.
-KERAS_CLASSES = (Generator, Discriminator)
+KERAS_CLASSES = (Generator, Discriminator, Encoder)
 
 
 def shipped_dir() -> Path:
@@ -56,6 +56,8 @@ class ModelCard:
         search: search settings (`SearchSettings` fields) that `fill` uses by default.
         faces: for a model of faces, where its training faces have their landmarks
             (`faces.Template.to_dict`); empty for other models.
+        encoder: for a model with an inpainting encoder, its width and how it was
+            trained (`encode.train_encoder`); empty for models without one.
         extra: everything else the card says (training steps and time, data terms,
             held-out scores, ...), kept as it is.
     """
@@ -71,6 +73,7 @@ class ModelCard:
     heldout: list[str] = dataclasses.field(default_factory=list)
     search: dict = dataclasses.field(default_factory=dict)
     faces: dict = dataclasses.field(default_factory=dict)
+    encoder: dict = dataclasses.field(default_factory=dict)
     extra: dict = dataclasses.field(default_factory=dict)
 
     REQUIRED = ("format", "image_size", "latent_dim")
@@ -97,7 +100,7 @@ class ModelCard:
 
     def to_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        for empty in ("search", "faces"):
+        for empty in ("search", "faces", "encoder"):
             if not data[empty]:
                 del data[empty]
         return {**data, **self.extra}
@@ -160,12 +163,14 @@ class Model:
         generator, discriminator: Keras models (for an export, rebuilt from its variables).
         card: the model card.
         path: where it was loaded from.
+        encoder: the inpainting encoder (`models.Encoder`), or None for a model without one.
     """
 
     generator: object
     discriminator: object
     card: ModelCard
     path: Path
+    encoder: object | None = None
 
     @property
     def image_size(self) -> int:
@@ -214,8 +219,10 @@ def load_model(spec: str | os.PathLike | None = None) -> Model:
     path, card = load_card(spec)
     if is_run(path):
         g, d = _load_keras(path / "generator.keras"), _load_keras(path / "discriminator.keras")
-        return Model(g, d, card, path)
-    return Model(*_load_export(path, card), card, path)
+        e = _load_keras(path / "encoder.keras") if card.encoder else None
+        return Model(g, d, card, path, e)
+    g, d, e = _load_export(path, card)
+    return Model(g, d, card, path, e)
 
 
 def _load_keras(path: Path) -> keras.Model:
@@ -236,24 +243,34 @@ def latest_version(base: str | os.PathLike) -> Path:
     return versions[-1][1]
 
 
-def _load_export(base: Path, card: ModelCard) -> tuple[keras.Model, keras.Model]:
-    """G and D of an export as Keras models, rebuilt from the card and given the SavedModel's
-    own variables (`served_variables`: G's weights, then D's), so nothing is stored twice."""
+def _load_export(base: Path, card: ModelCard) -> tuple[keras.Model, keras.Model, keras.Model | None]:
+    """G, D and E (None without an encoder) of an export as Keras models, rebuilt from the
+    card and given the SavedModel's own variables (`served_variables`: G's weights, D's, then
+    E's), so nothing is stored twice. The variables are read from the checkpoint alone: the
+    search runs in Python, and loading the graph too would cost most of a second."""
     version = latest_version(base)
-    try:
-        loaded = tf.saved_model.load(str(version))
-        values = [v.numpy() for v in loaded.served_variables]
-    except Exception as e:  # damaged protobufs or variables, or not a tfinpaint export
-        raise ModelError(f"The SavedModel in {version} is damaged and cannot be loaded ({type(e).__name__})") from None
     g, d = build_pair(card.image_size, card.width, card.latent_dim, card.channels, card.batch_norm)
-    if len(values) != len(g.weights) + len(d.weights):
+    e = None
+    if card.encoder:
+        width = card.encoder.get("width", card.width)
+        e = build_encoder(card.image_size, width, card.latent_dim, card.channels, card.batch_norm)
+    models = [m for m in (g, d, e) if m is not None]
+    try:
+        reader = tf.train.load_checkpoint(str(version / "variables" / "variables"))
+        names = reader.get_variable_to_shape_map()
+        count = sum(1 for k in names if k.startswith("served_variables/"))
+        values = [reader.get_tensor(f"served_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE") for i in range(count)]
+    except Exception as e:  # missing or damaged variables, or not a tfinpaint export
+        raise ModelError(f"The SavedModel in {version} is damaged and cannot be loaded ({type(e).__name__})") from None
+    if len(values) != sum(len(m.weights) for m in models):
         raise ModelError(f"The SavedModel in {version} does not match its model card's architecture")
     try:
-        g.set_weights(values[: len(g.weights)])
-        d.set_weights(values[len(g.weights) :])
+        for m in models:
+            m.set_weights(values[: len(m.weights)])
+            values = values[len(m.weights) :]
     except ValueError as e:
         raise ModelError(f"The SavedModel in {version} does not match its model card's architecture ({e})") from None
-    return g, d
+    return g, d, e
 
 
 def save_run(
