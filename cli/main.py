@@ -297,6 +297,52 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
         click.echo(f"Trained models saved in {run_dir}")
 
 
+@main.command(
+    "train-encoder",
+    help="Train the inpainting encoder of a trained model (its G and D stay as they are), so the "
+    "search starts where G needs it; running it again resumes.",
+)
+@click.argument("model_spec", metavar="MODEL")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the encoder goes (default: MODEL, if it is a run). For an export or a shipped model, a new "
+    "run folder that gets its G and D too, for `tfinpaint export`.",
+)
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    help="Training images (as for train). Default: the model card's, its held-out images left out.",
+)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="TFDS data directory.")
+@click.option("--width", type=click.IntRange(min=1), default=None, help="Encoder width. Default: the model's.")
+@click.option("--steps", type=click.IntRange(min=1), default=4000, show_default=True, help="Steps in total.")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Samples and images per step."
+)
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=3e-4, show_default=True, help="Adam learning rate."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--checkpoint-every", type=click.IntRange(min=1), default=250, show_default=True, help="Steps between checkpoints."
+)
+@friendly_errors
+def train_encoder_command(model_spec, run_dir, datasets, data_dir, **options):
+    from tfinpaint.encode import EncoderConfig, train_encoder
+
+    config = EncoderConfig(
+        model=model_spec,
+        run_dir=str(run_dir) if run_dir else None,
+        dataset=tuple(datasets) or None,
+        data_dir=str(data_dir) if data_dir else None,
+        **options,
+    )
+    click.echo(f"Encoder saved in {train_encoder(config)}")
+
+
 def _check_fill(images, mask_spec, **_):
     """fill's mistakes that need no model, refused before TensorFlow starts: a mask that is
     neither a kind nor a file or folder, and one photo that names nothing (among several,

@@ -99,7 +99,7 @@ def list_images(spec: str | os.PathLike) -> list[str]:
     return sorted(found)
 
 
-def _looks_like_path(spec: str) -> bool:
+def looks_like_path(spec: str) -> bool:
     return os.sep in spec or spec.startswith(".") or is_glob(spec) or os.path.exists(spec)
 
 
@@ -120,7 +120,7 @@ def resolve(spec: str | Sequence[str], preprocess: str | None = None, holdout: i
             raise DataError(f"Several datasets must all be folders or globs; {specs[0]!r} is a TFDS name")
         files = list(first.files)
         for other in specs[1:]:
-            if not _looks_like_path(other):
+            if not looks_like_path(other):
                 raise DataError(f"Several datasets must all be folders or globs; {other!r} is not")
             more = resolve(other, first.preprocess, 0)
             files += more.files
@@ -131,7 +131,7 @@ def resolve(spec: str | Sequence[str], preprocess: str | None = None, holdout: i
     holdout = default_holdout(spec) if holdout is None else holdout
     if holdout < 0:
         raise DataError(f"Expected a holdout of 0 or more images, got {holdout}")
-    if _looks_like_path(spec):
+    if looks_like_path(spec):
         files = list_images(spec)
         if not files:
             raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {spec}")
