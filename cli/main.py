@@ -31,6 +31,7 @@ from tfinpaint.constants import (
     EVAL_METHODS,
     FACES,
     IMAGE_SIZES,
+    INITS,
     MASK_KINDS,
     MAX_PIXELS,
     PREPROCESS,
@@ -109,6 +110,13 @@ def friendly_errors(fn=None, *, check=None):
 def search_options(fn):
     """The latent-search options `fill`, `export` and `evaluate` share; None = the model card's."""
     options = [
+        click.option(
+            "--init",
+            type=click.Choice(INITS),
+            default=None,
+            help="Start the search from the model's encoder's z or a random z; auto: the encoder if the model "
+            "has one (default: the model's).",
+        ),
         click.option(
             "--iterations", type=click.IntRange(min=0), default=None, help="Latent-search steps (default: the model's)."
         ),

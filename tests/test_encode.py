@@ -1,6 +1,8 @@
 """The inpainting encoder: its model, its training masks, its training run and where it is stored."""
 
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -8,9 +10,10 @@ import pytest
 
 from tfinpaint import masks, store
 from tfinpaint.encode import EncoderConfig, train_encoder
-from tfinpaint.errors import TrainingError
-from tfinpaint.export import export
+from tfinpaint.errors import ModelError, TrainingError
+from tfinpaint.export import export, to_uint8
 from tfinpaint.models import Encoder, build_encoder
+from tfinpaint.search import SearchSettings, encoder_latents, initial_latents, inpaint
 
 
 def _batch(n=3, size=32, seed=0):
@@ -92,3 +95,48 @@ def test_encoder_training_resumes_where_it_stopped(tiny_run, tmp_path):
 def test_an_encoder_for_an_export_needs_a_run_dir(tiny_export):
     with pytest.raises(TrainingError, match=r"is not a training run: pass --run-dir"):
         train_encoder(EncoderConfig(model=str(tiny_export)), verbose=0)
+
+
+@pytest.fixture(scope="module")
+def encoded(tiny_export, tmp_path_factory):
+    """The tiny export with an encoder trained for a few steps: a whole run."""
+    return store.load_model(train_encoder(_config(tiny_export, tmp_path_factory.mktemp("encoded") / "run"), verbose=0))
+
+
+def test_the_search_starts_from_the_encoders_z_unless_asked_for_a_random_one(encoded):
+    images, m = _batch()
+    g, d, e = encoded.generator, encoded.discriminator, encoded.encoder
+    start = inpaint(images, m, g, d, iterations=0, refine="none", blend=None, encoder=e)
+    np.testing.assert_array_equal(start.z, encoder_latents(e, images, m).numpy())
+    random = inpaint(images, m, g, d, iterations=0, refine="none", blend=None, encoder=e, init="random")
+    np.testing.assert_array_equal(random.z, initial_latents(3, 16, 0, 1).numpy())
+    # restarts after the first start from random z; the best of them wins
+    two = inpaint(images, m, g, d, iterations=0, refine="none", restarts=2, encoder=e, init="encoder")
+    assert (two.loss <= start.loss + 1e-4).all()
+    with pytest.raises(ModelError, match=r"^--init encoder needs a model with an encoder"):
+        inpaint(images, m, g, d, iterations=0, init="encoder")
+
+
+SERVE = """
+import sys, numpy as np, tensorflow as tf
+inputs = np.load(sys.argv[2])
+out = tf.saved_model.load(sys.argv[1]).signatures["serving_default"](
+    image=tf.constant(inputs["image"]), mask=tf.constant(inputs["mask"]))
+np.save(sys.argv[3], out["generated"].numpy())
+"""
+
+
+def test_the_served_search_starts_from_the_encoder_too(encoded, tmp_path):
+    version = export(encoded, tmp_path / "served", settings=SearchSettings(iterations=0, refine="none"))
+    images, m = _batch()
+    image8 = to_uint8(images).numpy()
+    np.savez(tmp_path / "in.npz", image=image8, mask=m)
+    (tmp_path / "serve.py").write_text(SERVE)  # a process that never imports tfinpaint
+    subprocess.run(
+        [sys.executable, str(tmp_path / "serve.py"), str(version), str(tmp_path / "in.npz"), str(tmp_path / "out.npy")],
+        check=True,
+    )
+    y = image8.astype(np.float32) / 127.5 - 1.0
+    expected = to_uint8(encoded.generator(encoder_latents(encoded.encoder, y, m))).numpy()
+    served = np.load(tmp_path / "out.npy")
+    assert np.abs(served.astype(int) - expected.astype(int)).max() <= 1

@@ -16,6 +16,9 @@ EVAL_KINDS = (*MASK_KINDS, "none")
 # The search's second stage, after z (`SearchSettings.refine`); `auto` refines the features
 # of images whose holes are scattered and leaves large holes to z alone.
 REFINES = ("none", "auto", "generator", "features")
+# Where the z search starts (`SearchSettings.init`): the model's encoder, a seeded random z,
+# or `auto`: the encoder when the model has one.
+INITS = ("auto", "encoder", "random")
 # `ours` searches with the model's settings; `ours-REFINE` with that refinement (`ours-none`: z only).
 OURS = ("ours", *(f"ours-{r}" for r in REFINES if r != "auto"))
 EVAL_METHODS = (*OURS, "mean", "tv", "telea", "ns", "biharmonic", "lowrank", "nearest")

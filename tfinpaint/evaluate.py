@@ -172,7 +172,15 @@ def run_method(
         for start in range(0, len(images01), batch_size):
             sl = slice(start, start + batch_size)
             z = None if latents is None else latents[sl]
-            r = inpaint(images01[sl] * 2 - 1, masks[sl], model.generator, model.discriminator, settings, latents=z)
+            r = inpaint(
+                images01[sl] * 2 - 1,
+                masks[sl],
+                model.generator,
+                model.discriminator,
+                settings,
+                latents=z,
+                encoder=model.encoder,
+            )
             out.append(r.generated if generated else r.filled)
         return np.clip((np.concatenate(out) + 1) / 2, 0, 1)
     fns = {
@@ -203,6 +211,7 @@ def search_latents(
                 model.discriminator,
                 plain,
                 blend=None,
+                encoder=model.encoder,
             ).z
             for i in range(0, len(images01), batch_size)
         ]

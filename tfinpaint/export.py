@@ -36,6 +36,7 @@ from tfinpaint.errors import ExportError
 from tfinpaint.search import (
     FEATURE_DEPTH,
     SearchSettings,
+    encoder_latents,
     fit_loss,
     refine_features_start,
     refine_features_step,
@@ -125,7 +126,7 @@ class InpaintingModule(tf.Module):
         # The functions capture the tf.Variables inside Keras 3's variables. TF Serving and
         # saved_model_cli (the TF1 loader) find only variables tracked as such, so those are
         # tracked; the Keras models are kept out of tracking, else every weight is stored twice.
-        self._keras = types.SimpleNamespace(generator=generator, discriminator=discriminator)
+        self._keras = types.SimpleNamespace(generator=generator, discriminator=discriminator, encoder=encoder)
         # G's, D's, then the encoder's (if any): the order `store` reads them back in
         models = [m for m in (generator, discriminator, encoder) if m is not None]
         self.served_variables = [v._value for m in models for v in m.weights]
@@ -172,7 +173,9 @@ class InpaintingModule(tf.Module):
         image = self._checked_image(image)
         mask = self._checked_mask(mask, image)
         y = to_float(image)
-        inputs, state = search_start(y, mask, g.latent_dim, s.weighted, restarts, seed)
+        e = self._keras.encoder
+        start = encoder_latents(e, y, mask) if s.starts_from_encoder(e) else None
+        inputs, state = search_start(y, mask, g.latent_dim, s.weighted, restarts, seed, start)
         lr, beta1 = tf.constant(s.lr, tf.float32), tf.constant(s.beta1, tf.float64)
 
         def body(*state):
@@ -289,6 +292,8 @@ def export(
     if target.exists() and not overwrite:
         raise ExportError(f"{target} exists; pass --overwrite to replace it, or choose another --version")
     settings = settings or model.card.search_settings()
+    if settings.init == "encoder" and model.encoder is None:
+        raise ExportError(f"Model {model.path} has no encoder: export it with init auto or random")
     module = InpaintingModule(model.generator, model.discriminator, settings, model.encoder)
     out.mkdir(parents=True, exist_ok=True)
     files.remove_stale_temporaries(out)  # of exports that were killed

@@ -639,6 +639,7 @@ def fill(
         settings = model.card.search_settings(**{"seed": seed, **chosen})
     elif chosen:
         settings = dataclasses.replace(settings, **{k: v for k, v in chosen.items() if v is not None})
+    settings.starts_from_encoder(model.encoder)  # refuses --init encoder without one, before any photo
     photos = expand(photos)
     _check_inputs(photos, mask, max_pixels, model)
     total, size = len(photos), model.image_size
@@ -678,6 +679,7 @@ def fill(
             settings,
             blend=None,
             progress=report,
+            encoder=model.encoder,
         )
         for j, (_, pending, k) in enumerate(queue):
             pending.views[k] = View(pending.preps[k], result.generated[j], float(result.loss[j]), result.history[:, j])

@@ -26,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfinpaint import blend as blend_lib
-from tfinpaint.constants import BLENDS, REFINES
+from tfinpaint.constants import BLENDS, INITS, REFINES
+from tfinpaint.errors import ModelError
 
 WINDOW = 7  # the CVPR version's importance-weighting window
 ADAM_BETA2 = 0.999
@@ -60,6 +61,9 @@ class SearchSettings:
             (`scattered`), `none` for the others (README, "Beyond z").
         refine_steps: Adam steps of the refinement.
         refine_lr: its learning rate (None: `REFINE_LR` of the refinement chosen).
+        init: where the search starts: `encoder`, the model's encoder's z for each image
+            (its other restarts from the seeded random z); `random`, the seeded random z;
+            `auto`, the encoder when the model has one.
     """
 
     iterations: int = 300
@@ -72,8 +76,11 @@ class SearchSettings:
     refine: str = "auto"
     refine_steps: int = 100
     refine_lr: float | None = None
+    init: str = "auto"
 
     def __post_init__(self):
+        if self.init not in INITS:
+            raise ValueError(f"Unknown init {self.init!r}; expected one of {INITS}")
         if self.iterations < 0 or self.restarts < 1:
             raise ValueError(f"Expected iterations >= 0 and restarts >= 1, got {self.iterations} and {self.restarts}")
         if self.refine not in REFINES:
@@ -82,6 +89,16 @@ class SearchSettings:
             raise ValueError(
                 f"Expected refine_steps >= 0 and refine_lr > 0, got {self.refine_steps} and {self.refine_lr}"
             )
+
+    def starts_from_encoder(self, encoder) -> bool:
+        """Whether the search starts from `encoder`'s z (None: the model has no encoder).
+
+        Raises:
+            ModelError: `init="encoder"` and no encoder.
+        """
+        if self.init == "encoder" and encoder is None:
+            raise ModelError("--init encoder needs a model with an encoder (see tfinpaint train-encoder)")
+        return encoder is not None and self.init != "random"
 
     @property
     def refining(self) -> bool:
@@ -199,12 +216,19 @@ def initial_latents(n, latent_dim: int, seed, restarts) -> tf.Tensor:
     return tf.repeat(rows, n, axis=0)
 
 
-def search_start(images, masks, latent_dim: int, weighted: bool, restarts, seed):
+def encoder_latents(encoder, images, masks) -> tf.Tensor:
+    """The encoder's z for images `[N, H, W, C]` in [-1, 1] and their masks, `[N, latent_dim]`."""
+    return tf.clip_by_value(encoder(images, masks, training=False), -1.0, 1.0)
+
+
+def search_start(images, masks, latent_dim: int, weighted: bool, restarts, seed, start=None):
     """Inputs tiled once per restart, their weights, and the initial state `(z, m, v, t)`.
 
     Args:
         images: y `[N, H, W, C]` in [-1, 1]; the hole is never read.
         masks: `[N, H, W, 1]`, 1 = known.
+        start: `[N, latent_dim]`, the first restart's z instead of the seeded random one
+            (e.g. `encoder_latents`); the other restarts keep theirs.
 
     Returns:
         `(y, m, w)` each `[restarts * N, ...]`, and the state.
@@ -216,6 +240,8 @@ def search_start(images, masks, latent_dim: int, weighted: bool, restarts, seed)
     m = tf.tile(masks, tiles)
     w = importance_weights(m) if weighted else m
     z = initial_latents(tf.shape(images)[0], latent_dim, seed, restarts)
+    if start is not None:
+        z = tf.concat([tf.convert_to_tensor(start, tf.float32), z[tf.shape(images)[0] :]], axis=0)
     zeros = tf.zeros_like(z)
     return (y, m, w), (z, zeros, zeros, tf.constant(0))
 
@@ -416,6 +442,7 @@ def inpaint(
     blend: str | None = "poisson",
     progress: Callable[[int, float], None] | None = None,
     latents=None,
+    encoder=None,
     **overrides,
 ) -> InpaintResult:
     """Fill the holes of `images` with G(z) for the z found by the latent search.
@@ -432,6 +459,8 @@ def inpaint(
         latents: `[N, latent_dim]`, where the search starts instead of the seeded random z
             (one restart only), e.g. an earlier result's `z`: with `iterations=0` the
             refinement alone runs from it.
+        encoder: the model's encoder (`tfinpaint.load_model(...).encoder`), where the
+            search starts unless `settings.init` is `random`.
 
     Returns:
         An `InpaintResult`.
@@ -445,7 +474,8 @@ def inpaint(
     if (h, w, c) != (size, size, generator.channels):
         raise ValueError(f"Expected images of shape [N, {size}, {size}, {generator.channels}], got {images.shape}")
     masks = _as_batch(masks, n, h, w)
-    inputs, state = search_start(images, masks, generator.latent_dim, s.weighted, s.restarts, s.seed)
+    start = encoder_latents(encoder, images, masks) if s.starts_from_encoder(encoder) and latents is None else None
+    inputs, state = search_start(images, masks, generator.latent_dim, s.weighted, s.restarts, s.seed, start)
     if latents is not None:
         latents = np.asarray(latents, np.float32)
         if s.restarts != 1 or latents.shape != (n, generator.latent_dim):
