@@ -41,7 +41,8 @@ mask = fill_lib.photo_mask("block", 0, "photo", photo.shape[:2], model.preproces
 if frames is None:
     prep = fill_lib.prepare(photo, mask, model.preprocess, model.image_size)
 else:
-    prep = fill_lib.prepare_face(photo, mask, frames[0], model.image_size, fill_lib.assign_hole(mask, frames, "photo")[0])
+    hole = fill_lib.assign_hole(mask, frames, "photo")[0]
+    prep = fill_lib.prepare_face(photo, mask, frames[0], model.image_size, hole)
 settings = model.card.search_settings()
 args = (prep.model_image[None], prep.model_mask[None], model.generator, model.discriminator)
 inpaint(*args, settings, iterations=1, refine="none", blend=None, encoder=model.encoder)
@@ -84,7 +85,12 @@ def main():
         print(f"fill - import       {f - b:5.2f} s  (target: under 2 s)\n")
         script = Path(out) / "stages.py"
         script.write_text(STAGES)
-        subprocess.run([sys.executable, str(script), args.model, args.photo, str(Path(out) / "s.png")], env=env, cwd=ROOT, check=True)
+        subprocess.run(
+            [sys.executable, str(script), args.model, args.photo, str(Path(out) / "s.png")],
+            env=env,
+            cwd=ROOT,
+            check=True,
+        )
 
 
 if __name__ == "__main__":

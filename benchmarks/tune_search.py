@@ -59,7 +59,7 @@ def main():
     ap.add_argument("--count", type=int, default=64)
     ap.add_argument("--masks", default="block,random")
     ap.add_argument("--base", default="", help="base settings, e.g. iterations=1000,lr=0.03")
-    ap.add_argument("--grid", default=None, help='rows as JSON, e.g. \'[{}, {"restarts": 3}]\' (default: GRID)')
+    ap.add_argument("--grid", default=None, help="rows as JSON, e.g. '[{}, {\"restarts\": 3}]' (default: GRID)")
     args = ap.parse_args()
     model = load_model(args.model)
     folder = model.card.dataset_folders(store.shipped_dir().parent if model.shipped else None)[0]
