@@ -48,7 +48,7 @@ args = (prep.model_image[None], prep.model_mask[None], model.generator, model.di
 inpaint(*args, settings, iterations=1, refine="none", blend=None, encoder=model.encoder)
 mark("trace the search (1 step)")
 result = inpaint(*args, settings, blend=None, encoder=model.encoder)
-mark(f"search ({settings.steps} steps)")
+mark(f"search ({settings.iterations} iterations)")
 filled = fill_lib.paste_back(prep, result.generated[0])
 mark("blend")
 images.save_png(sys.argv[3], filled)
