@@ -39,6 +39,11 @@ def _norm(batch_norm: bool, momentum: float, name: str) -> layers.Layer:
     return layers.Identity(name=name)
 
 
+def _config(model: keras.Model) -> dict:
+    """A model's constructor arguments (its class's `CONFIG`), as `get_config` gives them."""
+    return {name: getattr(model, name) for name in model.CONFIG}
+
+
 def _check_common(width: int, channels: int) -> None:
     if width < 1:
         raise ValueError(f"Expected a positive width, got {width}")
@@ -123,15 +128,10 @@ class Generator(keras.Model):
         self.call(keras.KerasTensor(input_shape))
         self.built = True
 
+    CONFIG = ("image_size", "width", "latent_dim", "channels", "batch_norm", "bn_momentum")
+
     def get_config(self):
-        return {
-            "image_size": self.image_size,
-            "width": self.width,
-            "latent_dim": self.latent_dim,
-            "channels": self.channels,
-            "batch_norm": self.batch_norm,
-            "bn_momentum": self.bn_momentum,
-        }
+        return _config(self)
 
 
 def _down_stack(model: keras.Model, image_size: int, width: int, batch_norm: bool, momentum: float) -> None:
@@ -195,14 +195,10 @@ class Discriminator(keras.Model):
         self.call(keras.KerasTensor(input_shape))
         self.built = True
 
+    CONFIG = ("image_size", "width", "channels", "batch_norm", "bn_momentum")
+
     def get_config(self):
-        return {
-            "image_size": self.image_size,
-            "width": self.width,
-            "channels": self.channels,
-            "batch_norm": self.batch_norm,
-            "bn_momentum": self.bn_momentum,
-        }
+        return _config(self)
 
 
 @keras.saving.register_keras_serializable(package="tfinpaint")
@@ -250,15 +246,10 @@ class Encoder(keras.Model):
         self.call(keras.KerasTensor(shape), keras.KerasTensor(shape[:-1] + (1,)))
         self.built = True
 
+    CONFIG = ("image_size", "width", "latent_dim", "channels", "batch_norm", "bn_momentum")
+
     def get_config(self):
-        return {
-            "image_size": self.image_size,
-            "width": self.width,
-            "latent_dim": self.latent_dim,
-            "channels": self.channels,
-            "batch_norm": self.batch_norm,
-            "bn_momentum": self.bn_momentum,
-        }
+        return _config(self)
 
 
 def build_encoder(image_size=64, width=64, latent_dim=100, channels=3, batch_norm=True) -> Encoder:
