@@ -34,7 +34,7 @@ from tfinpaint import masks as masks_lib
 from tfinpaint import store
 from tfinpaint.errors import TrainingError
 from tfinpaint.models import build_encoder
-from tfinpaint.search import perceptual_loss
+from tfinpaint.search import contextual_loss, perceptual_loss
 
 MASK_BANK = 8192  # masks made once per run; each step draws from them, rotated and flipped
 # Settings a resumed encoder run must keep.
@@ -151,7 +151,7 @@ class EncoderTrainer:
             latent = tf.reduce_mean(tf.square(z_fake - z))
             pixel = tf.reduce_mean(tf.abs(g_fake - fake))
             known = tf.reduce_sum(m_real, axis=[1, 2, 3]) * g.channels
-            context = tf.reduce_sum(m_real * tf.abs(g_real - real), axis=[1, 2, 3])
+            context = contextual_loss(g_real, real, m_real)
             perceptual = perceptual_loss(d(g_real, training=False))
             real_loss = tf.reduce_mean(tf.math.divide_no_nan(context + c.lam * perceptual * g.channels, known))
             loss = pixel + c.latent_weight * latent + real_loss

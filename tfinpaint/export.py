@@ -292,8 +292,7 @@ def export(
     if target.exists() and not overwrite:
         raise ExportError(f"{target} exists; pass --overwrite to replace it, or choose another --version")
     settings = settings or model.card.search_settings()
-    if settings.init == "encoder" and model.encoder is None:
-        raise ExportError(f"Model {model.path} has no encoder: export it with init auto or random")
+    settings.starts_from_encoder(model.encoder)  # refuses init "encoder" without one
     module = InpaintingModule(model.generator, model.discriminator, settings, model.encoder)
     out.mkdir(parents=True, exist_ok=True)
     files.remove_stale_temporaries(out)  # of exports that were killed

@@ -475,15 +475,14 @@ def inpaint(
         raise ValueError(f"Expected images of shape [N, {size}, {size}, {generator.channels}], got {images.shape}")
     masks = _as_batch(masks, n, h, w)
     start = encoder_latents(encoder, images, masks) if s.starts_from_encoder(encoder) and latents is None else None
-    inputs, state = search_start(images, masks, generator.latent_dim, s.weighted, s.restarts, s.seed, start)
     if latents is not None:
-        latents = np.asarray(latents, np.float32)
-        if s.restarts != 1 or latents.shape != (n, generator.latent_dim):
+        start = np.asarray(latents, np.float32)
+        if s.restarts != 1 or start.shape != (n, generator.latent_dim):
             raise ValueError(
                 f"Expected latents of shape {(n, generator.latent_dim)} and one restart, "
-                f"got {latents.shape} and {s.restarts}"
+                f"got {start.shape} and {s.restarts}"
             )
-        state = (tf.constant(latents),) + state[1:]
+    inputs, state = search_start(images, masks, generator.latent_dim, s.weighted, s.restarts, s.seed, start)
     lam, lr, beta1 = tf.constant(s.lam, tf.float32), tf.constant(s.lr, tf.float32), tf.constant(s.beta1, tf.float64)
     history = []
     every = max(1, s.iterations // 100)
