@@ -45,7 +45,7 @@ def parse(text: str) -> dict:
         k, v = item.split("=")
         if v in ("True", "False"):
             out[k] = v == "True"
-        elif k == "refine":
+        elif k in ("refine", "init"):
             out[k] = v
         else:
             out[k] = int(v) if k in ("iterations", "restarts", "seed", "refine_steps") else float(v)
