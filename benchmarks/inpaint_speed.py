@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from _common import table  # noqa: E402
 
 from tfinpaint import blend, masks  # noqa: E402
-from tfinpaint.models import build_pair  # noqa: E402
+from tfinpaint.models import build_encoder, build_pair  # noqa: E402
 from tfinpaint.search import inpaint  # noqa: E402
 
 
@@ -26,17 +26,20 @@ def main():
     ap.add_argument("--iterations", type=int, default=30)
     args = ap.parse_args()
     g, d = build_pair(64, args.width, 100)
+    e = build_encoder(64, args.width, 100)
     rng = np.random.default_rng(0)
     rows = []
-    for batch in (1, 8, 64):
-        y = rng.uniform(-1, 1, (batch, 64, 64, 3)).astype(np.float32)
-        inpaint(y, masks.block(64), g, d, iterations=2, blend="overlay")  # trace
-        t = time.perf_counter()
-        inpaint(y, masks.block(64), g, d, iterations=args.iterations, blend="overlay")
-        dt = time.perf_counter() - t
-        rows.append((batch, f"{batch * args.iterations / dt:.1f}", f"{dt / args.iterations * 1000:.1f}"))
-    print(f"Latent search, 64x64, width {args.width}, {args.iterations} iterations")
-    print(table(("batch", "image-iterations/s", "ms per iteration"), rows))
+    for start, encoder in (("random z", None), ("encoder's z", e)):
+        for batch in (1, 8, 64):
+            y = rng.uniform(-1, 1, (batch, 64, 64, 3)).astype(np.float32)
+            kw = dict(blend="overlay", encoder=encoder)
+            inpaint(y, masks.block(64), g, d, iterations=2, **kw)  # trace
+            t = time.perf_counter()
+            inpaint(y, masks.block(64), g, d, iterations=args.iterations, **kw)
+            dt = time.perf_counter() - t
+            rows.append((start, batch, f"{batch * args.iterations / dt:.1f}", f"{dt / args.iterations * 1000:.1f}"))
+    print(f"Latent search, 64x64, width {args.width}, {args.iterations} iterations (the encoder's pass included)")
+    print(table(("start", "batch", "image-iterations/s", "ms per iteration"), rows))
 
     rows = []
     for refine in ("features", "generator"):
