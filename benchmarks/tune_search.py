@@ -39,16 +39,18 @@ GRID = [
 
 
 def parse(text: str) -> dict:
-    """`key=value,...` to SearchSettings fields."""
+    """`key=value,...` to SearchSettings fields, each as the type of its default."""
+    defaults = SearchSettings()
     out = {}
     for item in filter(None, text.split(",")):
         k, v = item.split("=")
-        if v in ("True", "False"):
+        default = getattr(defaults, k)
+        if isinstance(default, bool):
             out[k] = v == "True"
-        elif k in ("refine", "init"):
-            out[k] = v
-        else:
-            out[k] = int(v) if k in ("iterations", "restarts", "seed", "refine_steps") else float(v)
+        elif isinstance(default, (int, str)):
+            out[k] = type(default)(v)
+        else:  # floats, and refine_lr (None by default)
+            out[k] = float(v)
     return out
 
 
