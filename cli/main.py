@@ -165,6 +165,23 @@ def search_options(fn):
     return fn
 
 
+def _check_model(model_spec=None, **_):
+    """A model that is neither a shipped name nor a model folder, refused before TensorFlow starts."""
+    from tfinpaint.locate import resolve
+
+    resolve(model_spec)
+
+
+def _check_init(init=None, **_):
+    if init is not None:
+        _check_model(init)
+
+
+def _check_models(model_specs, **_):
+    for spec in model_specs:
+        _check_model(spec)
+
+
 def _comma_list(value: str, choices: tuple[str, ...], param: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     for item in items:
@@ -285,7 +302,7 @@ def main(verbose):
     default="",
     help="DiffAugment policy for D's inputs: comma-separated color, translation, cutout. Default: none.",
 )
-@friendly_errors
+@friendly_errors(check=_check_init)
 def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datasets, augment, **options):
     from tfinpaint.train import TrainConfig, is_chief, train
 
@@ -337,7 +354,7 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
 @click.option(
     "--checkpoint-every", type=click.IntRange(min=1), default=250, show_default=True, help="Steps between checkpoints."
 )
-@friendly_errors
+@friendly_errors(check=_check_model)
 def train_encoder_command(model_spec, run_dir, datasets, data_dir, **options):
     from tfinpaint.encode import EncoderConfig, train_encoder
 
@@ -351,14 +368,15 @@ def train_encoder_command(model_spec, run_dir, datasets, data_dir, **options):
     click.echo(f"Encoder saved in {train_encoder(config)}")
 
 
-def _check_fill(images, mask_spec, **_):
-    """fill's mistakes that need no model, refused before TensorFlow starts: a mask that is
-    neither a kind nor a file or folder, and one photo that names nothing (among several,
-    `fill` reports each missing one and fills the others)."""
+def _check_fill(images, mask_spec, model_spec, **_):
+    """fill's mistakes that need no TensorFlow, refused before it starts: a mask that is
+    neither a kind nor a file or folder, a model that is not there, and one photo that names
+    nothing (among several, `fill` reports each missing one and fills the others)."""
     from tfinpaint.files import is_glob
     from tfinpaint.masks import check_spec
 
     check_spec(mask_spec)
+    _check_model(model_spec)
     if len(images) == 1 and not is_glob(images[0]) and not Path(images[0]).exists():
         raise no_such_image(images[0])
 
@@ -530,7 +548,7 @@ class _BatchProgress:
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing version.")
 @search_options
-@friendly_errors
+@friendly_errors(check=_check_model)
 def export_command(model_spec, out, version, overwrite, **search):
     from tfinpaint.export import export
     from tfinpaint.store import load_model
@@ -577,7 +595,7 @@ def export_command(model_spec, out, version, overwrite, **search):
     help="Face models: score each photo's largest face in its own frame, as fill --align fills it "
     "(for photos not laid out like the training images).",
 )
-@friendly_errors
+@friendly_errors(check=_check_model)
 def evaluate_command(data_dir, model_spec, kinds, methods, n, out, seed, align, **search):
     from tfinpaint import evaluate as ev
     from tfinpaint.store import load_model
@@ -623,9 +641,10 @@ def evaluate_command(data_dir, model_spec, kinds, methods, n, out, seed, align, 
     help="Address to listen on: 127.0.0.1 is this machine only; 0.0.0.0 lets every machine that can reach "
     "this one fill photos with it.",
 )
-@friendly_errors
+@friendly_errors(check=_check_models)
 def app_command(model_specs, port, host):
     from tfinpaint import store
+    from tfinpaint.locate import shipped_names
 
     try:
         from tfinpaint import app
@@ -635,8 +654,8 @@ def app_command(model_specs, port, host):
         raise click.ClickException(
             'tfinpaint app needs the app extra: pip install -e ".[app]" (or pip install "tfinpaint[app]")'
         ) from None
-    specs = list(model_specs) or store.shipped_names()
+    specs = list(model_specs) or shipped_names()
     for spec in specs:
-        store.load_card(spec)  # a missing or damaged model is a one-line error before the page starts
+        store.load_card(spec)  # a damaged model is a one-line error before the page starts
     click.echo(f"Serving tfinpaint on http://{host}:{port} (Ctrl+C stops it)")
     app.serve(specs, host, port)

@@ -292,6 +292,30 @@ def test_tensorflow_start_up_lines_stay_out_of_the_terminal(tmp_path):
     assert verbose.returncode == 1 and len(verbose.stderr.splitlines()) > 1  # TensorFlow's own lines too
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["fill", "photo.png", "--model", "nosuch"],
+        ["export", "--model", "nosuch", "--out", "out"],
+        ["evaluate", "--data", ".", "--model", "nosuch", "--out", "out"],
+        ["train-encoder", "nosuch"],
+        ["train", "--dataset", ".", "--run-dir", "run", "--init", "nosuch"],
+        ["app", "--model", "nosuch"],
+    ],
+)
+def test_a_model_that_is_not_there_is_refused_before_tensorflow_starts(tmp_path, args):
+    (tmp_path / "photo.png").write_bytes(b"")
+    # the process reports, as it exits, whether TensorFlow was ever imported
+    probe = (
+        "import atexit, sys; atexit.register(lambda: print('tensorflow' in sys.modules, file=sys.stderr)); "
+        "from tfinpaint.cli.main import main; main()"
+    )
+    p = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 1
+    assert p.stderr.splitlines() == ["Error: Model nosuch does not exist (shipped models: celeba64, svhn64)", "False"]
+    assert sorted(os.listdir(tmp_path)) == ["photo.png"]  # nothing written
+
+
 def test_unexpected_errors_are_one_line_with_the_log(monkeypatch, tmp_path, few_faces):
     import importlib
 

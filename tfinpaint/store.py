@@ -12,7 +12,6 @@ one for a model; this one imports none of them but the models and the search set
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
 import json
 import os
 from pathlib import Path
@@ -22,25 +21,14 @@ import tensorflow as tf
 
 from tfinpaint.errors import ModelError
 from tfinpaint.faces import Template
+from tfinpaint.locate import CARD, resolve, shipped_dir
 from tfinpaint.models import Discriminator, Encoder, Generator, build_encoder, build_pair
 from tfinpaint.search import SearchSettings
 
-DEFAULT_MODEL = "celeba64"
 RUN_FORMAT = "tfinpaint-run/1"
 EXPORT_FORMAT = "tfinpaint-export/1"
-CARD = "model.json"
 # Importing them registers them with keras.saving, which is what loading a run needs.
 KERAS_CLASSES = (Generator, Discriminator, Encoder)
-
-
-def shipped_dir() -> Path:
-    """The folder of the shipped models (package data, wherever the package is installed)."""
-    return Path(str(importlib.resources.files("tfinpaint.saved_models")))
-
-
-def shipped_names() -> list[str]:
-    folder = shipped_dir()
-    return sorted(p.name for p in folder.iterdir() if (p / CARD).is_file()) if folder.is_dir() else []
 
 
 @dataclasses.dataclass
@@ -185,19 +173,6 @@ class Model:
         return self.path.parent.resolve() == shipped_dir().resolve()
 
 
-def resolve(spec: str | os.PathLike | None) -> Path:
-    """A model folder from a path or a shipped model's name (None: the default model)."""
-    spec = DEFAULT_MODEL if spec is None else spec
-    path = Path(spec)
-    if not path.exists() and len(path.parts) == 1 and (shipped_dir() / path).exists():
-        path = shipped_dir() / path
-    if not path.exists():
-        raise ModelError(f"Model {spec} does not exist (shipped models: {', '.join(shipped_names()) or 'none'})")
-    if not path.is_dir():
-        raise ModelError(f"Model {spec} is not a folder")
-    return path
-
-
 def is_run(path: Path) -> bool:
     return (path / "generator.keras").is_file()
 
@@ -205,8 +180,6 @@ def is_run(path: Path) -> bool:
 def load_card(spec: str | os.PathLike | None = None) -> tuple[Path, ModelCard]:
     """The folder and card of a model (as for `load_model`), without loading its weights."""
     path = resolve(spec)
-    if not (path / CARD).is_file():
-        raise ModelError(f"{path} is not a tfinpaint model (no {CARD})")
     return path, ModelCard.read(path / CARD)
 
 
