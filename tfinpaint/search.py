@@ -20,6 +20,7 @@ steps are written once too and run in Python loops here, in `tf.while_loop`s in 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -385,12 +386,14 @@ def refine_features_step(generator, discriminator, state, inputs, lam, lr, beta1
 # Traced per (G, D) pair; tf.function keys G and D by weak reference. A second batch size
 # (a folder's last batch, a photo with more faces) traces a step for any batch size, the
 # last trace of that pair (tracing one costs ~0.4 s on a CPU; the step runs as fast).
-# `search_finish` runs once a search, so it runs eagerly: tracing it would cost more
-# (about 0.25 s for one photo) than the few milliseconds graph mode saves.
-_step = tf.function(search_step, reduce_retracing=True)
-_generator_step = tf.function(refine_generator_step, reduce_retracing=True)
-_features_step = tf.function(refine_features_step, reduce_retracing=True)
-_refined_generator = tf.function(refined_generator, reduce_retracing=True)
+# No AutoGraph: the steps have no Python control flow on tensors, and rewriting their
+# source costs ~0.3 s of one photo's fill. `search_finish` runs once a search, so it runs
+# eagerly: tracing it would cost more (~0.25 s) than the milliseconds graph mode saves.
+_traced = functools.partial(tf.function, reduce_retracing=True, autograph=False)
+_step = _traced(search_step)
+_generator_step = _traced(refine_generator_step)
+_features_step = _traced(refine_features_step)
+_refined_generator = _traced(refined_generator)
 
 
 # --- the Python API ------------------------------------------------------------------
