@@ -107,13 +107,6 @@ def test_only_z_is_trained_and_step_is_traced_once(pair, rng):
     traced = search._step.experimental_get_tracing_count()
     inpaint(y * 0.25, masks.block(32), g, d, iterations=4)  # same shapes, same G and D: no new trace
     assert search._step.experimental_get_tracing_count() == traced
-    # a second batch size traces a step for every batch size: no trace after that
-    inpaint(y[:2], masks.block(32), g, d, iterations=2)
-    more = search._step.experimental_get_tracing_count()
-    assert more <= traced + 1
-    for n in (1, 5, 7):
-        inpaint(rng.uniform(-1, 1, (n, 32, 32, 3)).astype(np.float32), masks.block(32), g, d, iterations=2)
-    assert search._step.experimental_get_tracing_count() == more
 
 
 def test_restarts_keep_the_best_latent(pair, rng):

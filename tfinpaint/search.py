@@ -383,13 +383,13 @@ def refine_features_step(generator, discriminator, state, inputs, lam, lr, beta1
     return (tf.nn.relu(h), m, v, t + 1), loss
 
 
-# Traced per (G, D) pair; tf.function keys G and D by weak reference. A second batch size
-# (a folder's last batch, a photo with more faces) traces a step for any batch size, the
-# last trace of that pair (tracing one costs ~0.4 s on a CPU; the step runs as fast).
-# No AutoGraph: the steps have no Python control flow on tensors, and rewriting their
-# source costs ~0.3 s of one photo's fill. `search_finish` runs once a search, so it runs
-# eagerly: tracing it would cost more (~0.25 s) than the milliseconds graph mode saves.
-_traced = functools.partial(tf.function, reduce_retracing=True, autograph=False)
+# Traced per (G, D) pair and batch size; tf.function keys G and D by weak reference. Not
+# `reduce_retracing`: TensorFlow 2.21's remapper fails on the step traced for any batch
+# size and prints an error line in the user's terminal ("Mutation::Apply error: fanout
+# ... LeakyReluGrad"). No AutoGraph: the steps have no Python control flow on tensors,
+# and rewriting their source costs ~0.3 s of one photo's fill. `search_finish` runs once
+# a search, so it runs eagerly: tracing it would cost more (~0.25 s) than it saves.
+_traced = functools.partial(tf.function, autograph=False)
 _step = _traced(search_step)
 _generator_step = _traced(refine_generator_step)
 _features_step = _traced(refine_features_step)
