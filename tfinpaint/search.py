@@ -213,8 +213,9 @@ def initial_latents(n, latent_dim: int, seed, restarts) -> tf.Tensor:
     def row(r):
         return tf.random.stateless_uniform([latent_dim], seed=tf.stack([seed, r]), minval=-1.0, maxval=1.0)
 
-    if isinstance(restarts, int):  # a Python loop: map_fn's first eager call costs 0.1-0.2 s
-        rows = tf.stack([row(tf.constant(r, tf.int64)) for r in range(restarts)])
+    count = tf.get_static_value(restarts)
+    if count is not None:  # known now: a Python loop, as map_fn's first eager call costs 0.1-0.2 s
+        rows = tf.stack([row(tf.constant(r, tf.int64)) for r in range(int(count))])
     else:
         rows = tf.map_fn(row, tf.range(tf.cast(restarts, tf.int64)), fn_output_signature=tf.float32)
     return tf.repeat(rows, n, axis=0)
