@@ -108,6 +108,7 @@ def test_the_search_starts_from_the_encoders_z_unless_asked_for_a_random_one(enc
     g, d, e = encoded.generator, encoded.discriminator, encoded.encoder
     start = inpaint(images, m, g, d, iterations=0, refine="none", blend=None, encoder=e)
     np.testing.assert_array_equal(start.z, encoder_latents(e, images, m).numpy())
+    np.testing.assert_array_equal(start.z[1:2], encoder_latents(e, images[1:2], m[1:2]).numpy())  # batch-independent
     random = inpaint(images, m, g, d, iterations=0, refine="none", blend=None, encoder=e, init="random")
     np.testing.assert_array_equal(random.z, initial_latents(3, 16, 0, 1).numpy())
     # restarts after the first start from random z; the best of them wins

@@ -37,7 +37,8 @@ from tfinpaint.search import (
     FEATURE_DEPTH,
     SearchSettings,
     encoder_latents,
-    fit_loss,
+    features_image,
+    fit_loss_each,
     refine_features_start,
     refine_features_step,
     refine_generator_start,
@@ -188,7 +189,7 @@ class InpaintingModule(tf.Module):
             chosen = tuple(tf.gather(x, rows) for x in inputs)
             refined = self.refine(tf.gather(z, rows), chosen, lam, beta1)
             generated = tf.where(refines(s, mask)[:, None, None, None], refined, generated)
-            loss = fit_loss(generated, d, *chosen, lam)
+            loss = fit_loss_each(generated, d, *chosen, lam)
         blended = poisson_blend(generated, y, mask)
         return {"inpainted": to_uint8(blended), "generated": to_uint8(generated), "loss": loss}
 
@@ -204,7 +205,7 @@ class InpaintingModule(tf.Module):
                 return refine_features_step(g, d, state, inputs, lam, lr, beta1, FEATURE_DEPTH)[0]
 
             h, *_ = tf.while_loop(more, body, refine_features_start(g, z, FEATURE_DEPTH))
-            return g.from_features(h, FEATURE_DEPTH, training=False)
+            return features_image(g, h, FEATURE_DEPTH)
 
         def one(args):  # generator: each image from the exported weights
             z1, *rest = (x[None] for x in args)

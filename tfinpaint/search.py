@@ -1,9 +1,9 @@
 """The latent search of eqs. 2-4: find z whose G(z) matches the known pixels and fools D.
 
 z starts from U[-1, 1]; Adam updates z alone through a `GradientTape`, clipping z to
-[-1, 1] after every step. G and D run in inference mode, and the batch loss is the sum
-of per-image losses, so an image's result does not depend on the other images of its
-batch.
+[-1, 1] after every step. G and D run in inference mode, and every model call of the
+search runs on each image alone (`per_image`), so an image's result is the same, bit for
+bit, whatever else is in its batch and wherever it stands in it.
 
 The search is written once: `search_start` (tiled inputs and initial latents),
 `search_step` (one Adam step on z, state `(z, m, v, t)` as tensors) and `search_finish`
@@ -142,6 +142,33 @@ class InpaintResult:
     history: np.ndarray
 
 
+# --- one image at a time --------------------------------------------------------------
+
+
+def per_image(fn, *batches, outputs: int = 1):
+    """`fn` on each row of `batches` alone, as a batch of one; its results stacked `[N, ...]`.
+
+    Why: CPU kernels (oneDNN's and Eigen's alike) and GPU kernels choose their blocking by
+    the shapes they see, so G(z) of a batch of 4 rounds an image's numbers differently
+    from G(z) of a batch of 1 (by about 1e-7), and even a row's place in a batch of 8 can
+    change them. Adam's first steps move each component of z by about the learning rate
+    in the direction of its gradient's sign, so those roundings grow into fills that
+    differ by several grey levels. A batch of one is the one shape every batch shares.
+    `tf.map_fn` keeps it one loop in the graph, traced once for any batch size.
+
+    Args:
+        fn: takes one `[1, ...]` tensor per batch and returns `outputs` float32 tensors
+            (one, or a tuple), each `[1, ...]`.
+        batches: tensors `[N, ...]` with the same N.
+    """
+    signature = tf.float32 if outputs == 1 else (tf.float32,) * outputs
+    return tf.map_fn(
+        lambda rows: tf.nest.map_structure(lambda x: x[0], fn(*(r[None] for r in rows))),
+        tuple(tf.convert_to_tensor(b) for b in batches),
+        fn_output_signature=signature,
+    )
+
+
 # --- losses ------------------------------------------------------------------------
 
 
@@ -188,9 +215,18 @@ def perceptual_loss(logits: tf.Tensor) -> tf.Tensor:
 
 
 def fit_loss(generated, discriminator, images, masks, weights, lam):
-    """Eq. 4 of an image already drawn, contextual + lam * perceptual, per image `[N]`."""
+    """Eq. 4 of an image already drawn, contextual + lam * perceptual, per image `[N]`.
+
+    D runs on the whole batch: the steps call it through `per_image`, and so does
+    `fit_loss_each`.
+    """
     loss = contextual_loss(generated, images, masks, weights)
     return loss + lam * perceptual_loss(discriminator(generated, training=False))
+
+
+def fit_loss_each(generated, discriminator, images, masks, weights, lam):
+    """`fit_loss` with D on each image alone (`per_image`), `[N]`."""
+    return per_image(lambda *x: fit_loss(*x[:1], discriminator, *x[1:], lam), generated, images, masks, weights)
 
 
 def search_loss(generator, discriminator, z, images, masks, weights, lam):
@@ -222,8 +258,9 @@ def initial_latents(n, latent_dim: int, seed, restarts) -> tf.Tensor:
 
 
 def encoder_latents(encoder, images, masks) -> tf.Tensor:
-    """The encoder's z for images `[N, H, W, C]` in [-1, 1] and their masks, `[N, latent_dim]`."""
-    return tf.clip_by_value(encoder(images, masks, training=False), -1.0, 1.0)
+    """The encoder's z for images `[N, H, W, C]` in [-1, 1] and their masks, `[N, latent_dim]`
+    (each image alone)."""
+    return per_image(lambda x, m: tf.clip_by_value(encoder(x, m, training=False), -1.0, 1.0), images, masks)
 
 
 def search_start(images, masks, latent_dim: int, weighted: bool, restarts, seed, start=None):
@@ -277,14 +314,16 @@ def search_step(generator, discriminator, state, inputs, lam, lr, beta1):
         The next state and the loss per row `[rows]` before the step.
     """
     z, m, v, t = state
-    images, masks, weights = inputs
-    with tf.GradientTape() as tape:
-        tape.watch(z)
-        loss, _ = search_loss(generator, discriminator, z, images, masks, weights, lam)
-        total = tf.reduce_sum(loss)  # a sum: no image's gradient depends on another
-    grad = tape.gradient(total, z)
-    z, m, v = adam_update(z, grad, m, v, t, lr, beta1)
-    return (tf.clip_by_value(z, -1.0, 1.0), m, v, t + 1), loss
+
+    def one(z, m, v, *inputs):  # each row alone (`per_image`)
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            loss, _ = search_loss(generator, discriminator, z, *inputs, lam)
+        z, m, v = adam_update(z, tape.gradient(loss, z), m, v, t, lr, beta1)
+        return tf.clip_by_value(z, -1.0, 1.0), m, v, loss
+
+    z, m, v, loss = per_image(one, z, m, v, *inputs, outputs=4)
+    return (z, m, v, t + 1), loss
 
 
 def search_finish(generator, discriminator, z, inputs, lam, n, restarts):
@@ -293,8 +332,7 @@ def search_finish(generator, discriminator, z, inputs, lam, n, restarts):
     Returns:
         `generated [n, H, W, C]`, `loss [n]`, `rows [n]` (indices into the restarts' rows).
     """
-    images, masks, weights = inputs
-    loss, generated = search_loss(generator, discriminator, z, images, masks, weights, lam)
+    loss, generated = per_image(lambda *x: search_loss(generator, discriminator, *x, lam), z, *inputs, outputs=2)
     best = tf.argmin(tf.reshape(loss, tf.stack([restarts, n])), axis=0, output_type=tf.int32)
     rows = best * n + tf.range(n)
     return tf.gather(generated, rows), tf.gather(loss, rows), rows
@@ -362,7 +400,7 @@ def refined_generator(generator, weights, z):
 
 def refine_features_start(generator, z, depth: int):
     """The state `(h, m, v, t)` of a feature refinement: G's activations at `depth` for z."""
-    h = generator.features(z, depth, training=False)
+    h = per_image(lambda z: generator.features(z, depth, training=False), z)
     zeros = tf.zeros_like(h)
     return h, zeros, zeros, tf.constant(0)
 
@@ -374,14 +412,21 @@ def refine_features_step(generator, discriminator, state, inputs, lam, lr, beta1
         The next state, and the loss per image before the step.
     """
     h, m, v, t = state
-    with tf.GradientTape() as tape:
-        tape.watch(h)
-        generated = generator.from_features(h, depth, training=False)
-        loss = fit_loss(generated, discriminator, *inputs, lam)
-        total = tf.reduce_sum(loss)
-    grad = tape.gradient(total, h)
-    h, m, v = adam_update(h, grad, m, v, t, lr, beta1)
-    return (tf.nn.relu(h), m, v, t + 1), loss
+
+    def one(h, m, v, *inputs):  # each image alone (`per_image`)
+        with tf.GradientTape() as tape:
+            tape.watch(h)
+            loss = fit_loss(generator.from_features(h, depth, training=False), discriminator, *inputs, lam)
+        h, m, v = adam_update(h, tape.gradient(loss, h), m, v, t, lr, beta1)
+        return tf.nn.relu(h), m, v, loss
+
+    h, m, v, loss = per_image(one, h, m, v, *inputs, outputs=4)
+    return (h, m, v, t + 1), loss
+
+
+def features_image(generator, h, depth: int) -> tf.Tensor:
+    """The image G draws from refined activations `h`, each image alone."""
+    return per_image(lambda h: generator.from_features(h, depth, training=False), h)
 
 
 # Traced per (G, D) pair and batch size; tf.function keys G and D by weak reference. Not
@@ -422,7 +467,7 @@ def _refine(generator, discriminator, s: SearchSettings, z, inputs, lam, beta1, 
             history.append(loss)
             if progress and ((k + 1) % every == 0 or k + 1 == s.refine_steps):
                 progress(k + 1, float(tf.reduce_mean(loss)))
-        generated = generator.from_features(state[0], FEATURE_DEPTH, training=False)
+        generated = features_image(generator, state[0], FEATURE_DEPTH)
         history = tf.stack(history)
     else:  # generator: one image at a time, each from the shipped weights
         out, per_image = [], []
@@ -439,7 +484,7 @@ def _refine(generator, discriminator, s: SearchSettings, z, inputs, lam, beta1, 
                 progress(round((i + 1) / n * s.refine_steps), float(tf.reduce_mean([p[-1] for p in per_image])))
         generated = tf.concat(out, axis=0)
         history = tf.stack(per_image, axis=1)
-    loss = fit_loss(generated, discriminator, *inputs, lam).numpy()
+    loss = fit_loss_each(generated, discriminator, *inputs, lam).numpy()
     return generated.numpy(), loss, history.numpy()
 
 
