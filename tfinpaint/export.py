@@ -39,6 +39,7 @@ from tfinpaint.search import (
     encoder_latents,
     features_image,
     fit_loss_each,
+    per_image,
     refine_features_start,
     refine_features_step,
     refine_generator_start,
@@ -207,16 +208,15 @@ class InpaintingModule(tf.Module):
             h, *_ = tf.while_loop(more, body, refine_features_start(g, z, FEATURE_DEPTH))
             return features_image(g, h, FEATURE_DEPTH)
 
-        def one(args):  # generator: each image from the exported weights
-            z1, *rest = (x[None] for x in args)
+        def one(z1, *rest):  # generator: each image from the exported weights
 
             def body(*state):
                 return refine_generator_step(g, d, state, z1, rest, lam, lr, beta1)[0]
 
             weights, *_ = tf.while_loop(more, body, refine_generator_start(g))
-            return refined_generator(g, weights, z1)[0]
+            return refined_generator(g, weights, z1)
 
-        return tf.map_fn(one, (z, *inputs), fn_output_signature=tf.float32)
+        return per_image(one, z, *inputs)
 
     def signatures(self) -> dict:
         s = self.settings

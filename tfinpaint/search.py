@@ -226,7 +226,7 @@ def fit_loss(generated, discriminator, images, masks, weights, lam):
 
 def fit_loss_each(generated, discriminator, images, masks, weights, lam):
     """`fit_loss` with D on each image alone (`per_image`), `[N]`."""
-    return per_image(lambda *x: fit_loss(*x[:1], discriminator, *x[1:], lam), generated, images, masks, weights)
+    return per_image(lambda x, y, m, w: fit_loss(x, discriminator, y, m, w, lam), generated, images, masks, weights)
 
 
 def search_loss(generator, discriminator, z, images, masks, weights, lam):
@@ -470,7 +470,7 @@ def _refine(generator, discriminator, s: SearchSettings, z, inputs, lam, beta1, 
         generated = features_image(generator, state[0], FEATURE_DEPTH)
         history = tf.stack(history)
     else:  # generator: one image at a time, each from the shipped weights
-        out, per_image = [], []
+        out, histories = [], []
         for i in range(n):
             one = tuple(x[i : i + 1] for x in inputs)
             state = refine_generator_start(generator)
@@ -479,11 +479,11 @@ def _refine(generator, discriminator, s: SearchSettings, z, inputs, lam, beta1, 
                 state, loss = _generator_step(generator, discriminator, state, z[i : i + 1], one, lam, lr, beta1)
                 losses.append(loss)
             out.append(_refined_generator(generator, state[0], z[i : i + 1]))
-            per_image.append(tf.concat(losses, axis=0))
+            histories.append(tf.concat(losses, axis=0))
             if progress:
-                progress(round((i + 1) / n * s.refine_steps), float(tf.reduce_mean([p[-1] for p in per_image])))
+                progress(round((i + 1) / n * s.refine_steps), float(tf.reduce_mean([p[-1] for p in histories])))
         generated = tf.concat(out, axis=0)
-        history = tf.stack(per_image, axis=1)
+        history = tf.stack(histories, axis=1)
     loss = fit_loss_each(generated, discriminator, *inputs, lam).numpy()
     return generated.numpy(), loss, history.numpy()
 
