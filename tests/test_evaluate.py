@@ -53,7 +53,7 @@ def test_measure_by_hand():
     b = a.copy()
     m = masks.block(8, 2)  # hole rows/cols 3..4
     b[3:5, 3:5] = 0.5
-    psnr, _, psnr_box, _, l1, detail = evaluate.measure(a, b, m)
+    psnr, _, psnr_box, _, l1, detail, sharpness = evaluate.measure(a, b, m)
     assert psnr == pytest.approx(10 * np.log10(1 / (0.25 * 4 / 64)))
     assert psnr_box == pytest.approx(10 * np.log10(1 / 0.25))  # the box is the hole itself
     assert l1 == pytest.approx(0.5)
@@ -63,6 +63,21 @@ def test_measure_by_hand():
     assert evaluate.measure(c, np.full_like(c, 0.25), m)[5] == 0.0  # the smooth fill has none of its detail
     assert evaluate.measure(c, c, m)[5] == pytest.approx(1.0)
     assert evaluate.hole_box(m) == (slice(3, 5), slice(3, 5))
+    assert np.isnan(sharpness)  # a 2x2 hole eroded by 2 pixels leaves nothing to measure
+
+
+def test_sharpness_by_hand():
+    hole = np.zeros((8, 8), bool)
+    hole[1:7, 1:7] = True  # eroded by 2: rows and columns 3..4
+    x = np.zeros((8, 8, 3))
+    x[3, 3] = 1.0  # one white pixel: Laplacian -4*255 there, 255 at (3, 4) and (4, 3), 0 at (4, 4)
+    assert metrics.sharpness(x, hole) == pytest.approx((16 + 1 + 1 + 0) * 255.0**2 / 4)
+    x[1, 1] = 1.0  # on the hole's edge: the erosion leaves it out
+    assert metrics.sharpness(x, hole) == pytest.approx((16 + 1 + 1 + 0) * 255.0**2 / 4)
+    grey = np.zeros((8, 8, 1))
+    grey[3, 3] = 1.0
+    assert metrics.sharpness(grey, hole) == pytest.approx(18 * 255.0**2 / 4)  # one channel is the grey itself
+    assert metrics.sharpness(x * 0.5, hole, erode=0) == pytest.approx(metrics.sharpness(x, hole, erode=0) / 4)
 
 
 def test_evaluate_command_end_to_end(tiny_run, few_faces, tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, laplace
+from scipy.ndimage import binary_erosion, gaussian_filter, laplace
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5  # an 11x11 window, as Wang et al. (2004) and scikit-image use
@@ -44,6 +44,18 @@ def detail(image: np.ndarray, where: np.ndarray | None = None) -> float:
     x = np.asarray(image, np.float64)
     lap = np.abs(np.stack([laplace(x[..., c], mode="reflect") for c in range(x.shape[-1])], axis=-1))
     return float(lap.mean() if where is None else lap[where].mean())
+
+
+def sharpness(image: np.ndarray, hole: np.ndarray, erode: int = 2) -> float:
+    """Mean squared Laplacian (3x3, 4 neighbours) of an `[H, W, C]` image in [0, 1] as grey
+    levels (0-255, ITU-R 601 luma), over the `[H, W]` `hole` eroded by `erode` pixels so that
+    its edge does not count; NaN when nothing is left of the hole."""
+    x = np.asarray(image, np.float64) * 255.0
+    grey = x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114 if x.shape[-1] == 3 else x[..., 0]
+    inner = binary_erosion(np.asarray(hole, bool), iterations=erode) if erode else np.asarray(hole, bool)
+    if not inner.any():
+        return float("nan")
+    return float(np.mean(laplace(grey, mode="reflect")[inner] ** 2))
 
 
 def mean_colour_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
