@@ -254,6 +254,24 @@ def main(verbose):
     "--beta1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="Adam beta_1."
 )
 @click.option(
+    "--d-lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="D's learning rate, if not --lr's (a two-time-scale rule, e.g. --lr 1e-4 --d-lr 4e-4).",
+)
+@click.option(
+    "--loss",
+    type=click.Choice(["bce", "hinge"]),
+    default="bce",
+    show_default=True,
+    help="GAN loss: bce, the DCGAN's cross-entropy (G: -log D(G(z))), or hinge.",
+)
+@click.option(
+    "--spectral-norm",
+    is_flag=True,
+    help="Spectral normalisation of D's layers in place of its batch norm (Miyato et al., 2018).",
+)
+@click.option(
     "--g-steps",
     type=click.IntRange(min=1),
     default=1,

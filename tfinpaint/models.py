@@ -134,17 +134,81 @@ class Generator(keras.Model):
         return _config(self)
 
 
-def _down_stack(model: keras.Model, image_size: int, width: int, batch_norm: bool, momentum: float) -> None:
+def _power_step(layer: layers.Layer):
+    """One power iteration on `layer.kernel` (as a matrix `[inputs, units]`) from its stored u:
+    (v, the new u), both unit vectors that take no gradient."""
+    w = keras.ops.reshape(layer.kernel, (-1, layer.kernel.shape[-1]))
+    v = keras.ops.stop_gradient(_unit(keras.ops.matmul(layer.sn_u, keras.ops.transpose(w))))
+    return v, keras.ops.stop_gradient(_unit(keras.ops.matmul(v, w)))
+
+
+def _normalized_kernel(layer: layers.Layer) -> tf.Tensor:
+    """`layer.kernel / sigma`, sigma its largest singular value estimated from the stored u
+    (Miyato et al., 2018); the gradient flows through sigma. Calling the layer never changes
+    u: the training step advances it (`Discriminator.advance_spectral_norm`), outside the
+    replicas of a distributed step, so no replica waits on another for it."""
+    v, u = _power_step(layer)
+    w = keras.ops.reshape(layer.kernel, (-1, layer.kernel.shape[-1]))
+    return layer.kernel / keras.ops.sum(keras.ops.matmul(v, w) * u)
+
+
+def _unit(x):
+    return x / keras.ops.maximum(keras.ops.sqrt(keras.ops.sum(x * x)), 1e-12)
+
+
+def _add_sn_u(layer: layers.Layer) -> None:
+    layer.sn_u = layer.add_weight(
+        shape=(1, layer.kernel.shape[-1]), initializer=keras.initializers.RandomNormal(), trainable=False, name="sn_u"
+    )
+
+
+@keras.saving.register_keras_serializable(package="tfinpaint")
+class SpectralConv2D(layers.Conv2D):
+    """A `Conv2D` whose kernel is divided by its spectral norm (`_normalized_kernel`)."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        _add_sn_u(self)
+
+    # Keras's Conv2D and Dense save their kernel and bias alone (for quantisation): u too
+    save_own_variables = layers.Layer.save_own_variables
+    load_own_variables = layers.Layer.load_own_variables
+
+    def call(self, inputs):
+        x = self.convolution_op(inputs, _normalized_kernel(self))
+        return tf.nn.bias_add(x, self.bias) if self.use_bias else x
+
+
+@keras.saving.register_keras_serializable(package="tfinpaint")
+class SpectralDense(layers.Dense):
+    """A `Dense` layer whose kernel is divided by its spectral norm (`_normalized_kernel`)."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        _add_sn_u(self)
+
+    save_own_variables = layers.Layer.save_own_variables
+    load_own_variables = layers.Layer.load_own_variables
+
+    def call(self, inputs):
+        x = keras.ops.matmul(inputs, _normalized_kernel(self))
+        return tf.nn.bias_add(x, self.bias) if self.use_bias else x
+
+
+def _down_stack(
+    model: keras.Model, image_size: int, width: int, batch_norm: bool, momentum: float, spectral_norm: bool = False
+) -> None:
     """D's stride-2 convolutions (doubling the channels from `width`) and their norms, as
-    `model.convs` and `model.norms`; appended in turn, which fixes the order of the weights."""
+    `model.convs` and `model.norms`; appended in turn, which fixes the order of the weights.
+    With `spectral_norm` the convolutions are spectrally normalised and nothing else is."""
     model.convs, model.norms = [], []
     convs, norms = model.convs, model.norms
+    conv = SpectralConv2D if spectral_norm else layers.Conv2D
+    batch_norm = batch_norm and not spectral_norm
     for i in range(num_blocks(image_size)):
         first = i == 0
         convs.append(
-            layers.Conv2D(
-                width * 2**i, KERNEL, strides=2, padding="same", use_bias=first or not batch_norm, name=f"down{i}"
-            )
+            conv(width * 2**i, KERNEL, strides=2, padding="same", use_bias=first or not batch_norm, name=f"down{i}")
         )
         norms.append(layers.Identity(name=f"down{i}_norm") if first else _norm(batch_norm, momentum, f"down{i}_norm"))
 
@@ -166,6 +230,8 @@ class Discriminator(keras.Model):
         channels: 3 or 1.
         batch_norm: batch norm on all convolutions but the first, as in DCGAN.
         bn_momentum: momentum of the batch-norm moving averages.
+        spectral_norm: spectral normalisation of every convolution and of the logit
+            (Miyato et al., 2018) in place of batch norm.
     """
 
     def __init__(
@@ -175,6 +241,7 @@ class Discriminator(keras.Model):
         channels: int = 3,
         batch_norm: bool = True,
         bn_momentum: float = 0.9,
+        spectral_norm: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -184,18 +251,26 @@ class Discriminator(keras.Model):
         self.channels = channels
         self.batch_norm = batch_norm
         self.bn_momentum = bn_momentum
-        _down_stack(self, image_size, width, batch_norm, bn_momentum)
+        self.spectral_norm = spectral_norm
+        _down_stack(self, image_size, width, batch_norm, bn_momentum, spectral_norm)
         self.flatten = layers.Flatten()
-        self.logit = layers.Dense(1, name="logit")
+        self.logit = (SpectralDense if spectral_norm else layers.Dense)(1, name="logit")
 
     def call(self, images, training=False):
         return self.logit(self.flatten(_down(images, self.convs, self.norms, training)))
+
+    def advance_spectral_norm(self) -> None:
+        """One power iteration for each spectrally normalised layer (none without `spectral_norm`):
+        the training step calls it once after each update of D."""
+        for layer in (*self.convs, self.logit):
+            if hasattr(layer, "sn_u"):
+                layer.sn_u.assign(_power_step(layer)[1])
 
     def build(self, input_shape):
         self.call(keras.KerasTensor(input_shape))
         self.built = True
 
-    CONFIG = ("image_size", "width", "channels", "batch_norm", "bn_momentum")
+    CONFIG = ("image_size", "width", "channels", "batch_norm", "bn_momentum", "spectral_norm")
 
     def get_config(self):
         return _config(self)
@@ -265,10 +340,11 @@ def build_pair(
     latent_dim: int = 100,
     channels: int = 3,
     batch_norm: bool = True,
+    spectral_norm: bool = False,
 ) -> tuple[Generator, Discriminator]:
-    """A built (G, D) pair with matching sizes."""
+    """A built (G, D) pair with matching sizes (`spectral_norm`: D's, see `Discriminator`)."""
     g = Generator(image_size, width, latent_dim, channels, batch_norm, name="generator")
-    d = Discriminator(image_size, width, channels, batch_norm, name="discriminator")
+    d = Discriminator(image_size, width, channels, batch_norm, spectral_norm=spectral_norm, name="discriminator")
     g.build((None, latent_dim))
     d.build((None, image_size, image_size, channels))
     return g, d

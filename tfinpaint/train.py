@@ -43,7 +43,10 @@ FIXED_ON_RESUME = (
     "seed",
     "ema",
     "init",
+    "spectral_norm",
 )
+
+LOSSES = ("bce", "hinge")
 
 # The architecture: these defaults, or the --init model's when fine-tuning.
 ARCHITECTURE = {"image_size": 64, "width": 64, "latent_dim": 100, "channels": 3, "batch_norm": True}
@@ -69,7 +72,8 @@ class TrainConfig:
         batch_size: global batch size (64).
         epochs: epochs to train in total; ignored when `steps` is set.
         steps: total steps to train, if set.
-        lr: Adam learning rate for G and D (2e-4).
+        lr: Adam learning rate for G, and for D unless `d_lr` is set (2e-4).
+        d_lr: D's learning rate if not `lr` (a two-time-scale rule, Heusel et al., 2017).
         beta1: Adam beta_1 (0.5).
         g_steps: generator updates per discriminator update.
         seed: seeds z, shuffling, flips and initial weights.
@@ -83,6 +87,9 @@ class TrainConfig:
         augment: DiffAugment policy for D's inputs, e.g. "translation,cutout,color" ("" : off).
         init: a trained model (shipped name, run or export) whose G and D the run starts
             from, to fine-tune it on this dataset; the optimizers start afresh at step 0.
+        loss: `bce`, the DCGAN's (D: cross-entropy; G: non-saturating -log D(G(z))), or
+            `hinge` (D: relu(1 - D(x)) + relu(1 + D(G(z))); G: -D(G(z))).
+        spectral_norm: spectral normalisation in D in place of its batch norm.
     """
 
     dataset: str | tuple[str, ...]
@@ -109,6 +116,9 @@ class TrainConfig:
     ema: float = 0.0
     augment: str = ""
     init: str | None = None
+    d_lr: float | None = None
+    loss: str = "bce"
+    spectral_norm: bool = False
 
     def resolved(self) -> TrainConfig:
         """This config with the defaults filled in: the architecture's (or the init
@@ -149,15 +159,21 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise TrainingError(f"Unknown strategy {name!r}; expected one of {STRATEGIES}")
 
 
-def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
-    """Per-example D loss `[batch]`: -log D(x) - log(1 - D(G(z))), from logits `[batch, 1]`."""
+def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor, loss: str = "bce") -> tf.Tensor:
+    """Per-example D loss `[batch]` from logits `[batch, 1]`: -log D(x) - log(1 - D(G(z)))
+    (`bce`), or relu(1 - D(x)) + relu(1 + D(G(z))) on the logits (`hinge`)."""
+    if loss == "hinge":
+        return tf.reshape(tf.nn.relu(1.0 - real_logits) + tf.nn.relu(1.0 + fake_logits), [-1])
     real = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits)
     fake = tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits)
     return tf.reshape(real + fake, [-1])
 
 
-def generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
-    """Per-example non-saturating G loss `[batch]`: -log D(G(z)), from logits `[batch, 1]`."""
+def generator_loss(fake_logits: tf.Tensor, loss: str = "bce") -> tf.Tensor:
+    """Per-example G loss `[batch]` from logits `[batch, 1]`: the non-saturating -log D(G(z))
+    (`bce`), or -D(G(z)) on the logits (`hinge`)."""
+    if loss == "hinge":
+        return tf.reshape(-fake_logits, [-1])
     return tf.reshape(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits), [-1])
 
 
@@ -167,14 +183,16 @@ class Trainer:
     def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None):
         self.config = config.resolved()
         c = self.config
+        if c.loss not in LOSSES:
+            raise TrainingError(f"Unknown loss {c.loss!r}; expected one of {LOSSES}")
         self.strategy = strategy or make_strategy(c.strategy)
         keras.utils.set_random_seed(c.seed)
         with self.strategy.scope():
             self.generator, self.discriminator = build_pair(
-                c.image_size, c.width, c.latent_dim, c.channels, c.batch_norm
+                c.image_size, c.width, c.latent_dim, c.channels, c.batch_norm, c.spectral_norm
             )
             self.g_opt = keras.optimizers.Adam(c.lr, beta_1=c.beta1)
-            self.d_opt = keras.optimizers.Adam(c.lr, beta_1=c.beta1)
+            self.d_opt = keras.optimizers.Adam(c.lr if c.d_lr is None else c.d_lr, beta_1=c.beta1)
             self.g_opt.build(self.generator.trainable_variables)
             self.d_opt.build(self.discriminator.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -243,7 +261,7 @@ class Trainer:
         with tf.GradientTape() as tape:
             real_logits = self.discriminator(augment(real, 1), training=True)
             fake_logits = self.discriminator(augment(fake, 2), training=True)
-            d_loss = tf.reduce_sum(discriminator_loss(real_logits, fake_logits)) * scale
+            d_loss = tf.reduce_sum(discriminator_loss(real_logits, fake_logits, c.loss)) * scale
         grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
         self.d_opt.apply_gradients(zip(grads, self.discriminator.trainable_variables))
         for i in range(c.g_steps):
@@ -253,7 +271,7 @@ class Trainer:
                     fake = self.generator(z, training=True)
             with g_tape:
                 fake_logits = self.discriminator(augment(fake, 3), training=True)
-                g_loss = tf.reduce_sum(generator_loss(fake_logits)) * scale
+                g_loss = tf.reduce_sum(generator_loss(fake_logits, c.loss)) * scale
             grads = g_tape.gradient(g_loss, self.generator.trainable_variables)
             self.g_opt.apply_gradients(zip(grads, self.generator.trainable_variables))
         d_real = tf.reduce_sum(tf.sigmoid(real_logits)) * scale
@@ -262,6 +280,7 @@ class Trainer:
 
     def _distributed_step(self, real, step):
         per_replica = self.strategy.run(self._replica_step, args=(real, step))
+        self.discriminator.advance_spectral_norm()  # in cross-replica context, as the EMA
         if self.ema_generator is not None:
             self._update_ema(step)
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
@@ -571,6 +590,9 @@ def _save_models(
         extra={
             "ema": c.ema,
             "augment": c.augment,
+            "loss": c.loss,
+            "d_lr": c.lr if c.d_lr is None else c.d_lr,
+            "spectral_norm": c.spectral_norm,
             **({"init": c.init} if c.init is not None else {}),
             "training_images": count,
             "batch_size": c.batch_size,

@@ -85,7 +85,7 @@ def main():
             "G(z) itself after the search (how closely G reproduces the image). detail_hole: the fill's "
             "mean absolute Laplacian in the hole over the original's (above 1: noisier). sharpness_hole: the "
             "median over images of the fill's mean squared Laplacian of grey levels in the hole eroded by 2 "
-            "pixels, over the original's (issue 30's detail measure)."
+            "pixels, over the original's."
         ),
     }
     export(run, base, version=1, overwrite=True, settings=settings, card_extra=extra)
