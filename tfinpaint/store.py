@@ -37,7 +37,8 @@ class ModelCard:
 
     Attributes:
         format: `tfinpaint-run/1` or `tfinpaint-export/1`.
-        image_size, latent_dim, channels, width, batch_norm: the architecture.
+        image_size, latent_dim, channels, width, batch_norm, spectral_norm: the architecture
+            (`spectral_norm`: D's, in place of its batch norm).
         preprocess: how photos are cropped and resized for it (`celeba`, `svhn`, `square`).
         dataset: the training data: a TFDS name, a folder, or a list of folders.
         heldout: images of the dataset kept out of training (names or paths).
@@ -56,6 +57,7 @@ class ModelCard:
     channels: int = 3
     width: int = 64
     batch_norm: bool = True
+    spectral_norm: bool = False
     preprocess: str = "square"
     dataset: str | list[str] = ""
     heldout: list[str] = dataclasses.field(default_factory=list)
@@ -222,7 +224,7 @@ def _load_export(base: Path, card: ModelCard) -> tuple[keras.Model, keras.Model,
     E's), so nothing is stored twice. The variables are read from the checkpoint alone: the
     search runs in Python, and loading the graph too would cost most of a second."""
     version = latest_version(base)
-    g, d = build_pair(card.image_size, card.width, card.latent_dim, card.channels, card.batch_norm)
+    g, d = build_pair(card.image_size, card.width, card.latent_dim, card.channels, card.batch_norm, card.spectral_norm)
     e = None
     if card.encoder:
         width = card.encoder.get("width", card.width)

@@ -582,6 +582,7 @@ def _save_models(
         channels=c.channels,
         width=c.width,
         batch_norm=c.batch_norm,
+        spectral_norm=c.spectral_norm,
         preprocess=c.preprocess,
         # folders as absolute paths, so evaluation finds them from anywhere
         dataset=_dataset_record(c.dataset, source),
@@ -592,7 +593,6 @@ def _save_models(
             "augment": c.augment,
             "loss": c.loss,
             "d_lr": c.lr if c.d_lr is None else c.d_lr,
-            "spectral_norm": c.spectral_norm,
             **({"init": c.init} if c.init is not None else {}),
             "training_images": count,
             "batch_size": c.batch_size,
