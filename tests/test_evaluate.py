@@ -64,6 +64,7 @@ def test_measure_by_hand():
     assert evaluate.measure(c, c, m)[5] == pytest.approx(1.0)
     assert evaluate.hole_box(m) == (slice(3, 5), slice(3, 5))
     assert np.isnan(sharpness)  # a 2x2 hole eroded by 2 pixels leaves nothing to measure
+    assert evaluate.measure(c, c * 0.5, np.ones_like(m))[6] == pytest.approx(0.25)  # no hole: the whole image
 
 
 def test_sharpness_by_hand():

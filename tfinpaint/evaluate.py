@@ -102,6 +102,7 @@ def measure(original: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> tuple
     hole = np.asarray(mask).reshape(mask.shape[:2]) < 0.5
     l1 = float(np.abs(filled - original)[hole].mean()) if hole.any() else 0.0
     where = hole if hole.any() else None
+    region, erode = (hole, 2) if hole.any() else (np.ones_like(hole), 0)
     return (
         metrics.psnr(original, filled),
         metrics.ssim(original, filled),
@@ -109,8 +110,7 @@ def measure(original: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> tuple
         metrics.ssim(original[box], filled[box]),
         l1,
         metrics.detail(filled, where) / max(metrics.detail(original, where), 1e-12),
-        metrics.sharpness(filled, where, erode=2 if hole.any() else 0)
-        / max(metrics.sharpness(original, where, erode=2 if hole.any() else 0), 1e-12),
+        metrics.sharpness(filled, region, erode) / max(metrics.sharpness(original, region, erode), 1e-12),
     )
 
 
