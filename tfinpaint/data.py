@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
+from tfinpaint import images as images_lib
 from tfinpaint.constants import MAX_PIXELS, PREPROCESS
 from tfinpaint.errors import DataError, first_line
 from tfinpaint.files import is_glob
@@ -279,32 +280,32 @@ def _open(path: str | os.PathLike, max_pixels: int) -> Image.Image:
     Raises:
         DataError: unreadable, or over the limit.
     """
-    # Pillow's own limit (89 megapixels) would raise DecompressionBombError mid-read; this
-    # module's limit is checked instead, from the header, with a message that says how to raise it.
-    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
-        im = Image.open(path)
+        return images_lib.open_image(path, max_pixels)
+    except images_lib.TooLarge as e:
+        raise DataError(f"Image {path} is {e}; pass --max-pixels {e.pixels} to fill it anyway") from None
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise DataError(f"Cannot read image {path}: {e}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
-    if im.width * im.height > max_pixels:
-        im.close()
-        raise DataError(
-            f"Image {path} is {im.width}x{im.height} ({im.width * im.height / 1e6:.1f} megapixels), over the "
-            f"limit of {max_pixels / 1e6:g} megapixels; pass --max-pixels {im.width * im.height} to fill it anyway"
-        )
-    return im
 
 
 def check_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
-    """(width, height) of an image, read from its header.
+    """(width, height) of an image as it is shown (its EXIF orientation applied), from its header.
 
     Raises:
         DataError: not a readable image, or over `max_pixels`.
     """
     with _open(path, max_pixels) as im:
-        return im.size
+        turned = im.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn: as shown
+        return (im.height, im.width) if turned else im.size
+
+
+EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a photo is turned to be shown
+
+
+def icc_profile(path: str | os.PathLike) -> bytes | None:
+    """The ICC colour profile embedded in an image file, from its header, or None."""
+    with Image.open(path) as im:
+        return im.info.get("icc_profile") or None
 
 
 GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
@@ -317,13 +318,15 @@ def is_grayscale(path: str | os.PathLike) -> bool:
 
 
 def load_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Any image file (grayscale, RGBA, palette, 16-bit) as uint8 RGB `[H, W, 3]`.
+    """Any image file (grayscale, RGBA, palette, 16-bit) as uint8 RGB `[H, W, 3]`, turned
+    as its EXIF orientation says (how phones store portrait photos): as viewers show it.
 
     Raises:
         DataError: unreadable, or over `max_pixels` (checked before decoding).
     """
     with _open(path, max_pixels) as im:
         try:
+            im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float64)
                 top = 65535.0 if arr.max() > 255 else 255.0

@@ -106,6 +106,7 @@ class FilledPhoto:
         views: what the model saw and drew: one view (the crop), or one per face filled.
         warning: why this result may disappoint (almost nothing of the view was known, no
             face found, faces too small left alone), or None.
+        icc_profile: the photo file's colour profile, which `save` writes with the result.
     """
 
     name: str
@@ -113,6 +114,7 @@ class FilledPhoto:
     image: np.ndarray
     views: list[View]
     warning: str | None = None
+    icc_profile: bytes | None = None
 
     @property
     def generated(self) -> np.ndarray:
@@ -317,6 +319,7 @@ def photo_mask(
     seed: int = 0,
     invert: bool = False,
     frames: Sequence[faces_lib.Frame] | None = None,
+    max_pixels: int = data_lib.MAX_PIXELS,
     **kind_options,
 ) -> np.ndarray:
     """The photo-sized mask `[H, W, 1]` of photo number `index` from a mask spec.
@@ -342,9 +345,9 @@ def photo_mask(
         return mask_in_photo(m, (h, w), data_lib.crop_box(h, w, preprocess))
     path = Path(spec)
     if path.is_dir():
-        return masks_lib.load(masks_lib.find_in_folder(path, name), h, w, invert)
+        return masks_lib.load(masks_lib.find_in_folder(path, name), h, w, invert, max_pixels)
     if path.is_file():
-        return masks_lib.load(path, h, w, invert)
+        return masks_lib.load(path, h, w, invert, max_pixels)
     raise masks_lib.no_such_mask(spec)
 
 
@@ -386,6 +389,12 @@ def photo_name(photo: Photo, index: int) -> str:
     return photo.name if isinstance(photo, Listed) else Path(photo).name
 
 
+def _photo_path(photo: Photo) -> Path | None:
+    if isinstance(photo, np.ndarray):
+        return None
+    return photo.path if isinstance(photo, Listed) else Path(photo)
+
+
 def read_photo(
     photo: Photo, index: int, max_pixels: int = data_lib.MAX_PIXELS
 ) -> tuple[str, Path | None, np.ndarray, bool]:
@@ -397,7 +406,7 @@ def read_photo(
             raise DataError(f"Expected photo {index} as uint8 [H, W, 3], got {photo.dtype} {list(photo.shape)}")
         gray = image.shape[-1] == 1
         return f"image_{index}", None, np.repeat(image, 3, axis=-1) if gray else image, gray
-    path = photo.path if isinstance(photo, Listed) else Path(photo)
+    path = _photo_path(photo)
     if not path.is_file():
         raise no_such_image(path)
     image = data_lib.load_image_file(path, max_pixels)
@@ -530,7 +539,11 @@ def save(result: FilledPhoto, out: str | os.PathLike, panel: bool = False, overw
     outputs = [(filled_path, result.image)]
     if panel:
         outputs.append((panel_path, result.panel()))
-    return [path for path, image in outputs if images_lib.save_png(path, image, replace=overwrite)]
+    return [
+        path
+        for path, image in outputs
+        if images_lib.save_png(path, image, replace=overwrite, icc_profile=result.icc_profile)
+    ]
 
 
 def _check_inputs(photos: Sequence[Photo], mask: MaskSpec, max_pixels: int, model: store.Model) -> None:
@@ -541,7 +554,7 @@ def _check_inputs(photos: Sequence[Photo], mask: MaskSpec, max_pixels: int, mode
     if folder is not None:
         masks_lib.check_spec(mask)
         if str(mask) not in masks_lib.KINDS and folder.is_file():
-            masks_lib.load(folder, 8, 8)  # readable, once, before any photo
+            masks_lib.load(folder, 8, 8, max_pixels=max_pixels)  # readable, once, before any photo
     for i, photo in enumerate(photos):
         if isinstance(photo, np.ndarray):
             check_size(*photo.shape[:2], model.preprocess, model.image_size, f"image_{i}")
@@ -645,11 +658,16 @@ def fill(
     total, size = len(photos), model.image_size
 
     def read(i: int) -> _Pending:
-        name, path, original, gray = read_photo(photos[i], i, max_pixels)
+        try:
+            name, path, original, gray = read_photo(photos[i], i, max_pixels)
+        except DataError as e:  # damaged or truncated: the header was fine, the pixels are not
+            if errors == "raise":
+                raise
+            return _Pending(photo_name(photos[i], i), _photo_path(photos[i]), failure=str(e))
         label = str(path or name)
         try:
             frames, warning = face_frames(original, model, template, align, face, label)
-            kw = dict(seed=seed, invert=invert, frames=frames, **mask_options)
+            kw = dict(seed=seed, invert=invert, frames=frames, max_pixels=max_pixels, **mask_options)
             m = photo_mask(mask, i, name, original.shape[:2], model.preprocess, size, **kw)
             if frames is None:
                 preps = [prepare(original, m, model.preprocess, size, label)]
@@ -692,7 +710,8 @@ def fill(
         for view in views:  # faces one after another, each on the last's result
             image = paste_back(dataclasses.replace(view.prepared, original=image), view.generated, blend)
         image = to_grayscale(image) if pending.gray else image
-        return FilledPhoto(pending.name, pending.path, image, views, pending.warning)
+        profile = data_lib.icc_profile(pending.path) if pending.path else None
+        return FilledPhoto(pending.name, pending.path, image, views, pending.warning, profile)
 
     waiting: list[_Pending] = []
     queue: list[tuple[int, _Pending, int]] = []

@@ -72,10 +72,44 @@ def side_by_side(columns: list[np.ndarray], gap: int = 4, fill: int = 255) -> np
     return np.concatenate(parts, axis=1)
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray, replace: bool = True) -> bool:
-    """Write a uint8 image `[H, W, C]` (C = 1 or 3) as PNG, atomically, creating the folder.
+class TooLarge(ValueError):
+    """An image over the pixel limit: `pixels` and `size` (width, height) say by how much."""
+
+    def __init__(self, size: tuple[int, int], max_pixels: int):
+        self.size, self.pixels, self.max_pixels = size, size[0] * size[1], max_pixels
+        megapixels = f"{self.pixels / 1e6:.1f} megapixels"
+        super().__init__(f"{size[0]}x{size[1]} ({megapixels}), over the limit of {max_pixels / 1e6:g} megapixels")
+
+
+def open_image(path: str | os.PathLike, max_pixels: int) -> Image.Image:
+    """An image file opened (its header read, nothing decoded), refused over `max_pixels`.
+
+    Pillow's own limit (89 megapixels) would raise DecompressionBombError mid-read; this one
+    is checked from the header instead, before any pixel is decoded.
+
+    Raises:
+        TooLarge: over `max_pixels`.
+        OSError, UnidentifiedImageError, ValueError: as Pillow raises them for unreadable files.
+    """
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        im = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    if im.width * im.height > max_pixels:
+        im.close()
+        raise TooLarge(im.size, max_pixels)
+    return im
+
+
+def save_png(
+    path: str | os.PathLike, image: np.ndarray, replace: bool = True, icc_profile: bytes | None = None
+) -> bool:
+    """Write a uint8 image `[H, W, C]` (C = 1 or 3) as PNG, atomically, creating the folder,
+    with `icc_profile` (the colour profile of the photo it comes from) if given.
 
     Returns False, writing nothing, if `replace` is off and `path` exists.
     """
     picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-    return files.write_atomically(path, lambda tmp: picture.save(tmp, format="PNG"), replace=replace)
+    extra = {"icc_profile": icc_profile} if icc_profile else {}
+    return files.write_atomically(path, lambda tmp: picture.save(tmp, format="PNG", **extra), replace=replace)

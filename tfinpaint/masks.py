@@ -11,10 +11,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy.ndimage import gaussian_filter
 
-from tfinpaint.constants import MASK_KINDS, SIDES
+from tfinpaint import images as images_lib
+from tfinpaint.constants import MASK_KINDS, MAX_PIXELS, SIDES
 from tfinpaint.errors import MaskError
 from tfinpaint.images import IMAGE_EXTENSIONS
 
@@ -108,16 +109,25 @@ def from_image(mask_image: np.ndarray, height: int, width: int, invert: bool = F
     return (~missing).astype(np.float32)[..., None]
 
 
-def load(path: str | os.PathLike, height: int, width: int, invert: bool = False) -> np.ndarray:
-    """A mask file of any size and mode, resized to `[height, width, 1]` with nearest neighbour."""
+def load(
+    path: str | os.PathLike, height: int, width: int, invert: bool = False, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
+    """A mask file of any size and mode, resized to `[height, width, 1]` with nearest neighbour.
+
+    Raises:
+        MaskError: unreadable, or over `max_pixels` (the photos' limit, checked before decoding).
+    """
     try:
-        with Image.open(path) as im:
+        with images_lib.open_image(path, max_pixels) as im:
+            im = ImageOps.exif_transpose(im)  # as shown, like the photos
             if im.mode in ("RGBA", "LA", "PA"):
                 im = im.convert("RGBA")
                 # transparent = known, whatever the colour underneath
                 black = Image.new("RGBA", im.size, (0, 0, 0, 255))
                 im = Image.alpha_composite(black, im)
             gray = np.asarray(im.convert("L"))
+    except images_lib.TooLarge as e:
+        raise MaskError(f"Mask {path} is {e}") from None
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise MaskError(f"Cannot read mask {path}: {e}") from None
     return from_image(gray, height, width, invert)
