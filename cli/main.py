@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import math
 import os
 import sys
 import tempfile
@@ -40,6 +41,22 @@ from tfinpaint.constants import (
     STRATEGIES,
 )
 from tfinpaint.errors import first_line, no_such_image
+
+
+class Finite(click.FloatRange):
+    """Click's FloatRange that also refuses nan and inf (a range check lets nan through)."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+# Seeds reach numpy's generators and TensorFlow's stateless ops, which take 0 ... 2^63 - 1.
+SEED = click.IntRange(0, 2**63 - 1)
 
 # Where unexpected errors' tracebacks and TensorFlow's start-up lines go.
 LOG_DIR = Path(os.environ.get("TFINPAINT_LOG_DIR") or Path(tempfile.gettempdir()) / "tfinpaint-logs")
@@ -122,13 +139,13 @@ def search_options(fn):
         ),
         click.option(
             "--lam",
-            type=click.FloatRange(min=0),
+            type=Finite(min=0),
             default=None,
             help="Weight of the perceptual loss (default: the model's).",
         ),
         click.option(
             "--lr",
-            type=click.FloatRange(min=0, min_open=True),
+            type=Finite(min=0, min_open=True),
             default=None,
             help="Adam learning rate on z (default: the model's).",
         ),
@@ -155,7 +172,7 @@ def search_options(fn):
         ),
         click.option(
             "--refine-lr",
-            type=click.FloatRange(min=0, min_open=True),
+            type=Finite(min=0, min_open=True),
             default=None,
             help="Learning rate of --refine (default: the model's, or the refinement's own).",
         ),
@@ -247,15 +264,11 @@ def main(verbose):
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Global batch size.")
 @click.option("--epochs", type=click.IntRange(min=1), default=25, show_default=True, help="Epochs in total.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps in total (overrides --epochs).")
-@click.option(
-    "--lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True, help="Adam learning rate."
-)
-@click.option(
-    "--beta1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="Adam beta_1."
-)
+@click.option("--lr", type=Finite(min=0, min_open=True), default=2e-4, show_default=True, help="Adam learning rate.")
+@click.option("--beta1", type=Finite(0, 1, max_open=True), default=0.5, show_default=True, help="Adam beta_1.")
 @click.option(
     "--d-lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Finite(min=0, min_open=True),
     default=None,
     help="D's learning rate, if not --lr's (a two-time-scale rule, e.g. --lr 1e-4 --d-lr 4e-4).",
 )
@@ -284,7 +297,7 @@ def main(verbose):
     required=True,
     help="Run directory: checkpoints, samples, logs, trained models.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed.")
 @click.option(
     "--strategy",
     type=click.Choice(STRATEGIES),
@@ -310,7 +323,7 @@ def main(verbose):
 )
 @click.option(
     "--ema",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=Finite(0, 1, max_open=True),
     default=0.0,
     show_default=True,
     help="Decay of an exponential moving average of G's weights (e.g. 0.999); the average is the G saved. 0: off.",
@@ -365,10 +378,8 @@ def train_command(no_batch_norm, image_size, channels, data_dir, run_dir, datase
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Samples and images per step."
 )
-@click.option(
-    "--lr", type=click.FloatRange(min=0, min_open=True), default=3e-4, show_default=True, help="Adam learning rate."
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--lr", type=Finite(min=0, min_open=True), default=3e-4, show_default=True, help="Adam learning rate.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed.")
 @click.option(
     "--checkpoint-every", type=click.IntRange(min=1), default=250, show_default=True, help="Steps between checkpoints."
 )
@@ -421,7 +432,7 @@ def _check_fill(images, mask_spec, model_spec, **_):
 )
 @click.option(
     "--missing",
-    type=click.FloatRange(0, 1),
+    type=Finite(0, 1),
     default=0.8,
     show_default=True,
     help="Share of pixels missing in the random mask.",
@@ -450,7 +461,7 @@ def _check_fill(images, mask_spec, model_spec, **_):
     show_default=True,
     help="Poisson blending (eq. 6) or plain overlay (eq. 5).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random masks and the initial latents.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seeds the random masks and the initial latents.")
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Images searched together."
 )
@@ -606,7 +617,7 @@ def export_command(model_spec, out, version, overwrite, **search):
     help="Folder for results.md, results.csv, results.json and figure_MASK.png.",
 )
 @search_options
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random masks.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seeds the random masks.")
 @click.option(
     "--align",
     is_flag=True,

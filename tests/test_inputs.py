@@ -99,3 +99,44 @@ def test_a_damaged_photo_in_a_folder_stops_only_itself(tiny_run, faces_dir, tmp_
     assert errors[1] == "Error: 1 of 4 photos could not be filled (see above); the others were"
     again = CliRunner().invoke(main, [*args, "--batch-size", str(batch_size)])  # only the damaged one is left
     assert "Skipping 3 of 4 photos already filled" in again.output and again.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--lr", "nan"], "Invalid value for '--lr': 'nan' is not a finite number."),
+        (["--lam", "inf"], "Invalid value for '--lam': 'inf' is not a finite number."),
+        (["--refine-lr", "-inf"], "Invalid value for '--refine-lr': -inf is not in the range x>0."),
+        (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range 0<=x<=9223372036854775807."),
+        (["--seed", str(2**64)], f"Invalid value for '--seed': {2**64} is not in the range 0<=x<=9223372036854775807."),
+    ],
+)
+def test_numbers_are_checked_where_they_enter(args, message, tmp_path):
+    r = CliRunner().invoke(main, ["fill", "examples/astronaut.png", "--out", str(tmp_path), *args])
+    assert r.exit_code == 2 and r.output.strip().splitlines()[-1] == f"Error: {message}"
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "command", [["train", "--dataset", "x", "--run-dir", "r"], ["train-encoder", "celeba64", "--run-dir", "r"]]
+)
+def test_training_learning_rates_must_be_finite(command):
+    r = CliRunner().invoke(main, [*command, "--lr", "inf"])
+    assert r.exit_code == 2 and "Invalid value for '--lr': 'inf' is not a finite number." in r.output
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("lr", float("nan"), "Expected a finite lr > 0, got nan"),
+        ("lam", float("inf"), "Expected a finite lam >= 0, got inf"),
+        ("lam", "0.1", "Expected a finite lam >= 0, got '0.1'"),
+        ("seed", 2**63, f"Expected a seed in 0 ... 2**63 - 1, got {2**63}"),
+    ],
+)
+def test_search_settings_refuse_what_the_search_cannot_use(field, value, message):
+    from tfinpaint.search import SearchSettings
+
+    with pytest.raises(ValueError) as e:
+        SearchSettings(**{field: value})
+    assert str(e.value) == message

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -86,7 +87,16 @@ class SearchSettings:
             raise ValueError(f"Expected iterations >= 0 and restarts >= 1, got {self.iterations} and {self.restarts}")
         if self.refine not in REFINES:
             raise ValueError(f"Unknown refine {self.refine!r}; expected one of {REFINES}")
-        if self.refine_steps < 0 or (self.refine_lr is not None and not self.refine_lr > 0):
+        for name, low in (("lam", 0.0), ("lr", None), ("beta1", 0.0)):
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not (number and (value > 0 if low is None else value >= low)):
+                raise ValueError(f"Expected a finite {name} {'> 0' if low is None else f'>= {low:g}'}, got {value!r}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"Expected a seed in 0 ... 2**63 - 1, got {self.seed}")
+        if self.refine_steps < 0 or (
+            self.refine_lr is not None and not (math.isfinite(self.refine_lr) and self.refine_lr > 0)
+        ):
             raise ValueError(
                 f"Expected refine_steps >= 0 and refine_lr > 0, got {self.refine_steps} and {self.refine_lr}"
             )
