@@ -576,14 +576,20 @@ class _BatchProgress:
     "--version", "version", type=click.IntRange(min=1), default=1, show_default=True, help="Version folder to write."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing version.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Add the version even if the base path's other versions serve another model.",
+)
 @search_options
 @friendly_errors(check=_check_model)
-def export_command(model_spec, out, version, overwrite, **search):
+def export_command(model_spec, out, version, overwrite, force, **search):
     from tfinpaint.export import export
     from tfinpaint.store import load_model
 
     model = load_model(model_spec)
-    target = export(model, out, version=version, overwrite=overwrite, settings=model.card.search_settings(**search))
+    settings = model.card.search_settings(**search)
+    target = export(model, out, version=version, overwrite=overwrite, settings=settings, force=force)
     click.echo(f"Wrote {target} (signatures: serving_default, inpaint, generate, discriminate)")
 
 

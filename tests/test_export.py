@@ -200,6 +200,48 @@ def test_export_refuses_to_replace_and_leaves_nothing_half_written(tiny_run, tmp
     assert load_model(base).card.extra["version"] == 2  # the newest version is the one used
 
 
+def test_export_refuses_another_model_into_a_base_that_serves_one(tiny_run, tmp_path):
+    import shutil
+
+    import keras
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_run, other)
+    g = keras.saving.load_model(other / "generator.keras")
+    g.to_image.bias.assign(g.to_image.bias + 0.1)  # the same architecture and data, other weights
+    g.save(other / "generator.keras")
+    base = tmp_path / "served"
+    export(tiny_run, base)
+    export(tiny_run, base, version=2, settings=SearchSettings(iterations=3))  # the same model again: fine
+    with pytest.raises(ExportError) as e:
+        export(other, base, version=3)
+    assert str(e.value) == (
+        f"{base} already serves another model (version 2; its weights differ): TF Serving would switch to this "
+        "one at the next version. Export to a new base path, or pass --force to add it anyway"
+    )
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2", "model.json"]
+    export(other, base, version=3, force=True)
+    export(other, tmp_path / "new", version=1)  # a new base path
+    export(other, tmp_path / "new2", version=1)
+    export(tiny_run, tmp_path / "new2", version=1, overwrite=True)  # replacing the only version: one model still
+    r = CliRunner().invoke(main, ["export", "--model", str(tiny_run), "--out", str(tmp_path / "new"), "--version", "2"])
+    assert r.exit_code == 1 and "already serves another model (version 1; its weights differ)" in r.output
+    r = CliRunner().invoke(
+        main, ["export", "--model", str(tiny_run), "--out", str(tmp_path / "new"), "--version", "2", "--force"]
+    )
+    assert r.exit_code == 0, r.output
+
+
+def test_served_generate_refuses_a_non_finite_z(tiny_export):
+    gen = tf.saved_model.load(str(tiny_export / "1")).signatures["generate"]
+    for bad in (np.inf, np.nan):
+        z = np.zeros((2, 16), np.float32)
+        z[1, 3] = bad
+        with pytest.raises(tf.errors.InvalidArgumentError, match="input z must be finite"):
+            gen(z=tf.constant(z))
+    assert gen(z=tf.zeros([2, 16]))["image"].shape == (2, 32, 32, 3)
+
+
 def test_export_command(tiny_run, tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["export", "--model", str(tiny_run), "--out", str(tmp_path / "sm"), "--iterations", "7"])

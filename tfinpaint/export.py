@@ -24,6 +24,7 @@ gradients on the masked Laplacian.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import shutil
 import types
@@ -253,7 +254,10 @@ class InpaintingModule(tf.Module):
             ok = tf.debugging.assert_equal(
                 tf.shape(z)[1:], tf.constant([latent]), message=f"input z must be float32 [N, {latent}]; its shape is"
             )
-            with tf.control_dependencies([ok]):
+            finite = tf.debugging.assert_equal(
+                tf.reduce_all(tf.math.is_finite(z)), True, message="input z must be finite (G was trained on [-1, 1])"
+            )
+            with tf.control_dependencies([ok, finite]):
                 z = tf.identity(z)
             return {"image": to_uint8(self._keras.generator(z, training=False))}
 
@@ -271,6 +275,37 @@ class InpaintingModule(tf.Module):
         }
 
 
+# What makes two exports the same model, besides their weights: a base path serves one model.
+IDENTITY = ("image_size", "latent_dim", "channels", "width", "batch_norm", "spectral_norm", "preprocess", "dataset")
+
+
+def weights_fingerprint(model: store.Model) -> str:
+    """SHA-256 of G's, D's and E's weights, in order: which trained model this is."""
+    digest = hashlib.sha256()
+    for m in (model.generator, model.discriminator, model.encoder):
+        for w in m.weights if m is not None else ():
+            digest.update(w.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _check_same_model(out: Path, target: Path, card: store.ModelCard, fingerprint: str) -> None:
+    """Refuse to add a version of another model to a base path whose other versions serve one:
+    TF Serving would switch models at the next version, and the base's one card describes both."""
+    others = [p for p in out.iterdir() if p.name.isdigit() and p != target and (p / "saved_model.pb").is_file()]
+    if not others or not (out / store.CARD).is_file():
+        return
+    served = store.ModelCard.read(out / store.CARD)
+    differ = [k for k in IDENTITY if getattr(served, k) != getattr(card, k)]
+    if served.extra.get("weights_sha256") not in (None, fingerprint):
+        differ.append("weights")
+    if differ:
+        raise ExportError(
+            f"{out} already serves another model (version {max(int(p.name) for p in others)}; its "
+            f"{', '.join(differ)} differ): TF Serving would switch to this one at the next version. "
+            "Export to a new base path, or pass --force to add it anyway"
+        )
+
+
 def export(
     model: str | os.PathLike | store.Model,
     out: str | os.PathLike,
@@ -278,13 +313,15 @@ def export(
     overwrite: bool = False,
     settings: SearchSettings | None = None,
     card_extra: dict | None = None,
+    force: bool = False,
 ) -> Path:
     """Export a model (a run, an export or a shipped name) as a TF Serving model base path;
     returns the version folder.
 
     The SavedModel is written to a temporary folder beside its destination and renamed
     at the end, so a failed export leaves nothing behind; one killed leaves its folder,
-    which the next export into `out` removes.
+    which the next export into `out` removes. A base path whose other versions hold another
+    model (architecture, training data or weights) is refused unless `force`.
     """
     if not isinstance(model, store.Model):
         model = store.load_model(model)
@@ -292,6 +329,10 @@ def export(
     target = out / str(version)
     if target.exists() and not overwrite:
         raise ExportError(f"{target} exists; pass --overwrite to replace it, or choose another --version")
+    fingerprint = weights_fingerprint(model)
+    if out.is_dir() and not force:
+        recorded = {k: v for k, v in (card_extra or {}).items() if k in IDENTITY}  # as the card will say
+        _check_same_model(out, target, dataclasses.replace(model.card, **recorded), fingerprint)
     settings = settings or model.card.search_settings()
     settings.starts_from_encoder(model.encoder)  # refuses init "encoder" without one
     module = InpaintingModule(model.generator, model.discriminator, settings, model.encoder)
@@ -309,6 +350,7 @@ def export(
             extra={
                 **model.card.extra,
                 "version": version,
+                "weights_sha256": fingerprint,
                 "mask": "float32 [N, H, W, 1]: 1 = known pixel, 0 = missing",
                 **(card_extra or {}),
             },
