@@ -140,3 +140,39 @@ def test_search_settings_refuse_what_the_search_cannot_use(field, value, message
     with pytest.raises(ValueError) as e:
         SearchSettings(**{field: value})
     assert str(e.value) == message
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"search": {"iterations": "25"}}, 'search.iterations must be a whole number ≥ 0, got "25"'),
+        ({"search": "fast"}, 'search must be an object, got "fast"'),
+        ({"width": "32"}, 'width must be a whole number ≥ 1, got "32"'),
+        ({"preprocess": "crop"}, 'preprocess must be one of "celeba", "svhn", "square", got "crop"'),
+        ({"image_size": 48}, "image_size must be one of 32, 64, 128, got 48"),
+        ({"search": {"lam": 1e999}}, "search.lam must be a finite number ≥ 0, got Infinity"),
+        (
+            {"search": {"refine": "more"}},
+            'search.refine must be one of "none", "auto", "generator", "features", got "more"',
+        ),
+        ({"encoder": {"width": 0}}, "encoder.width must be a whole number ≥ 1, got 0"),
+        ({"faces": {"spread": None}}, "faces.spread must be a finite number ≥ 0, got null"),
+        ({"faces": {"landmarks": {"nose": [0.5, 0.5]}}}, "faces.landmarks must be an object of the 5 landmarks, got"),
+        ({"batch_norm": "yes"}, 'batch_norm must be true or false, got "yes"'),
+    ],
+)
+def test_every_card_field_is_checked_on_reading(tiny_run, tmp_path, change, message):
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    card = json.loads((run / "model.json").read_text())
+    for key, value in change.items():
+        card[key] = {**card[key], **value} if isinstance(value, dict) and isinstance(card.get(key), dict) else value
+    (run / "model.json").write_text(json.dumps(card))
+    r = CliRunner().invoke(main, ["fill", "examples/astronaut.png", "--model", str(run), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1].startswith(f"Error: The model card {run / 'model.json'}: {message}"), (
+        r.output
+    )

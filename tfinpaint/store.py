@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from tfinpaint.constants import IMAGE_SIZES, INITS, PREPROCESS, REFINES
 from tfinpaint.errors import ModelError
-from tfinpaint.faces import Template
+from tfinpaint.faces import LANDMARKS, Template
 from tfinpaint.locate import CARD, resolve, shipped_dir
 from tfinpaint.models import Discriminator, Encoder, Generator, build_encoder, build_pair
 from tfinpaint.search import SearchSettings
@@ -29,6 +31,105 @@ RUN_FORMAT = "tfinpaint-run/1"
 EXPORT_FORMAT = "tfinpaint-export/1"
 # Importing them registers them with keras.saving, which is what loading a run needs.
 KERAS_CLASSES = (Generator, Discriminator, Encoder)
+
+
+# The model card's schema: each field's check and what it must be, for one-line messages.
+def _whole(low: int = 0, high: int | None = None):
+    def ok(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= low and (high is None or v <= high)
+
+    return ok, f"a whole number ≥ {low}" if high is None else f"a whole number from {low} to {high}"
+
+
+def _number(low: float = 0.0, above: bool = False, below: float | None = None):
+    def ok(v):
+        real = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        return real and (v > low if above else v >= low) and (below is None or v < below)
+
+    limit = f"> {low:g}" if above else f"≥ {low:g}"
+    return ok, f"a finite number {limit}" + (f" and < {below:g}" if below is not None else "")
+
+
+def _one_of(choices):
+    return (lambda v: isinstance(v, (str, int)) and not isinstance(v, bool) and v in choices), "one of " + ", ".join(
+        json.dumps(c) for c in choices
+    )
+
+
+def _optional(check):
+    ok, what = check
+    return (lambda v: v is None or ok(v)), f"{what}, or null"
+
+
+_BOOLEAN = (lambda v: isinstance(v, bool)), "true or false"
+_TEXT = (lambda v: isinstance(v, str)), "a string"
+_TEXTS = (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)), "a list of strings"
+_OBJECT = (lambda v: isinstance(v, dict)), "an object"
+_POINT = (
+    lambda v: isinstance(v, list) and len(v) == 2 and all(_number(-1.0)[0](x) for x in v),
+    "a pair of finite numbers",
+)
+
+CARD_SCHEMA = {
+    "format": _TEXT,
+    "image_size": _one_of(IMAGE_SIZES),
+    "latent_dim": _whole(1),
+    "channels": _one_of((1, 3)),
+    "width": _whole(1),
+    "batch_norm": _BOOLEAN,
+    "spectral_norm": _BOOLEAN,
+    "preprocess": _one_of(PREPROCESS),
+    "dataset": ((lambda v: _TEXT[0](v) or _TEXTS[0](v)), "a string or a list of strings"),
+    "heldout": _TEXTS,
+    "search": _OBJECT,
+    "faces": _OBJECT,
+    "encoder": _OBJECT,
+}
+SEARCH_SCHEMA = {
+    "iterations": _whole(0),
+    "lam": _number(0.0),
+    "lr": _number(0.0, above=True),
+    "beta1": _number(0.0, below=1.0),
+    "restarts": _whole(1),
+    "weighted": _BOOLEAN,
+    "seed": _whole(0, 2**63 - 1),
+    "refine": _one_of(REFINES),
+    "refine_steps": _whole(0),
+    "refine_lr": _optional(_number(0.0, above=True)),
+    "init": _one_of(INITS),
+}
+ENCODER_SCHEMA = {
+    "width": _whole(1),
+    "steps": _whole(0),
+    "batch_size": _whole(1),
+    "training_images": _whole(0),
+    "training_seconds": _number(0.0),
+}
+FACES_SCHEMA = {
+    "landmarks": ((lambda v: isinstance(v, dict) and set(v) == set(LANDMARKS)), "an object of the 5 landmarks"),
+    "spread": _number(0.0),
+    "typical": _number(0.0),
+    "faces": _whole(1),
+    "detector": _TEXT,
+}
+
+
+def check_card(data: dict, where: str) -> None:
+    """Every field a card has, by `CARD_SCHEMA` and its entries' schemas.
+
+    Raises:
+        ModelError: one line naming the first field that is wrong and what it holds.
+    """
+    entries = [("", data, CARD_SCHEMA)]
+    for name, schema in (("search", SEARCH_SCHEMA), ("encoder", ENCODER_SCHEMA), ("faces", FACES_SCHEMA)):
+        if isinstance(data.get(name), dict):
+            entries.append((f"{name}.", data[name], schema))
+    if isinstance(data.get("faces"), dict) and isinstance(data["faces"].get("landmarks"), dict):
+        entries.append(("faces.landmarks.", data["faces"]["landmarks"], dict.fromkeys(LANDMARKS, _POINT)))
+    for prefix, values, schema in entries:
+        for key, (ok, what) in schema.items():
+            if key in values and not ok(values[key]):
+                raise ModelError(f"{where}: {prefix}{key} must be {what}, got {json.dumps(values[key])}")
 
 
 @dataclasses.dataclass
@@ -75,18 +176,10 @@ class ModelCard:
         missing = [k for k in cls.REQUIRED if k not in data]
         if missing:
             raise ModelError(f"{where} lacks {', '.join(missing)}")
+        check_card(data, where)
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
-        try:
-            card = cls(**known, extra={k: v for k, v in data.items() if k not in names})
-            card.image_size, card.latent_dim, card.channels = (
-                int(card.image_size),
-                int(card.latent_dim),
-                int(card.channels),
-            )
-        except (TypeError, ValueError) as e:
-            raise ModelError(f"{where} is not a tfinpaint model card: {e}") from None
-        return card
+        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
 
     def to_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
