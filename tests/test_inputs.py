@@ -176,3 +176,27 @@ def test_every_card_field_is_checked_on_reading(tiny_run, tmp_path, change, mess
     assert r.output.strip().splitlines()[-1].startswith(f"Error: The model card {run / 'model.json'}: {message}"), (
         r.output
     )
+
+
+def test_tfds_without_network_says_so_before_any_download(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    asked = []
+    monkeypatch.setattr(data, "_reachable", lambda host, port: asked.append((host, port)) or False)
+
+    def download(self, *args, **kwargs):
+        raise AssertionError("TFDS's download (and its minutes of retries) must not start")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", download)
+    r = CliRunner().invoke(
+        main, ["train", "--dataset", "svhn_cropped", "--data-dir", str(tmp_path), "--run-dir", str(tmp_path / "r")]
+    )
+    assert r.exit_code == 1
+    assert asked == [("storage.googleapis.com", 443), ("ufldl.stanford.edu", 80)]
+    folder = tfds.builder("svhn_cropped", data_dir=str(tmp_path)).data_dir
+    assert r.output.strip().splitlines()[-1] == (
+        f"Error: TFDS dataset svhn_cropped is not prepared in {folder} and cannot be "
+        "downloaded: storage.googleapis.com, ufldl.stanford.edu cannot be reached from here. Prepare it where "
+        f"there is internet (`tfds build svhn_cropped --data_dir DIR`), copy DIR here and pass --data-dir DIR, or "
+        "train on a folder of images"
+    )

@@ -240,6 +240,14 @@ def _prepared_builder(name: str, data_dir: str | None):
 
     builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
+        hosts = _download_hosts(builder)
+        if not any(_reachable(host, port) for host, port in hosts):  # say so now, not after TFDS's retries
+            raise DataError(
+                f"TFDS dataset {name} is not prepared in {builder.data_dir} and cannot be downloaded: "
+                f"{', '.join(h for h, _ in hosts)} cannot be reached from here. Prepare it where there is "
+                f"internet (`tfds build {name} --data_dir DIR`), copy DIR here and pass --data-dir DIR, "
+                "or train on a folder of images"
+            )
         try:
             builder.download_and_prepare()
         except Exception as e:  # no network, a quota, a checksum, a manual download: all end here
@@ -250,6 +258,35 @@ def _prepared_builder(name: str, data_dir: str | None):
                 "or train on a folder of images"
             ) from None
     return builder
+
+
+TFDS_MIRROR = ("storage.googleapis.com", 443)  # where TFDS looks for datasets prepared already
+
+
+def _download_hosts(builder) -> list[tuple[str, int]]:
+    """(host, port) of every place a TFDS builder downloads from: its URLs and TFDS's mirror."""
+    import urllib.parse
+
+    try:
+        urls = list(builder.url_infos or ())
+    except Exception:  # a builder without a checksums file
+        urls = []
+    hosts = {TFDS_MIRROR}
+    for url in urls:
+        parts = urllib.parse.urlparse(url)
+        if parts.hostname:
+            hosts.add((parts.hostname, parts.port or (80 if parts.scheme == "http" else 443)))
+    return sorted(hosts)
+
+
+def _reachable(host: str, port: int, timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:  # no route, no name, refused, timed out
+        return False
 
 
 def epoch_dataset(
