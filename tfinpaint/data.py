@@ -264,18 +264,24 @@ TFDS_MIRROR = ("storage.googleapis.com", 443)  # where TFDS looks for datasets p
 
 
 def _download_hosts(builder) -> list[tuple[str, int]]:
-    """(host, port) of every place a TFDS builder downloads from: its URLs and TFDS's mirror."""
+    """(host, port) of every place a TFDS builder downloads from: its URLs and TFDS's mirror,
+    or the proxy that the environment (HTTP_PROXY, HTTPS_PROXY) sends them to."""
     import urllib.parse
+    import urllib.request
 
     try:
         urls = list(builder.url_infos or ())
     except Exception:  # a builder without a checksums file
         urls = []
-    hosts = {TFDS_MIRROR}
-    for url in urls:
+    proxies = urllib.request.getproxies()
+    hosts = set()
+    for url in [f"https://{TFDS_MIRROR[0]}/", *urls]:
         parts = urllib.parse.urlparse(url)
-        if parts.hostname:
-            hosts.add((parts.hostname, parts.port or (80 if parts.scheme == "http" else 443)))
+        if not parts.hostname:
+            continue
+        proxy = None if urllib.request.proxy_bypass(parts.hostname) else proxies.get(parts.scheme)
+        target = urllib.parse.urlparse(proxy) if proxy else parts
+        hosts.add((target.hostname, target.port or (80 if target.scheme == "http" else 443)))
     return sorted(hosts)
 
 
