@@ -181,6 +181,8 @@ def test_every_card_field_is_checked_on_reading(tiny_run, tmp_path, change, mess
 def test_tfds_without_network_says_so_before_any_download(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
 
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)  # the downloads' own hosts are probed
     asked = []
     monkeypatch.setattr(data, "_reachable", lambda host, port: asked.append((host, port)) or False)
 
@@ -199,4 +201,68 @@ def test_tfds_without_network_says_so_before_any_download(tmp_path, monkeypatch)
         "downloaded: storage.googleapis.com, ufldl.stanford.edu cannot be reached from here. Prepare it where "
         f"there is internet (`tfds build svhn_cropped --data_dir DIR`), copy DIR here and pass --data-dir DIR, or "
         "train on a folder of images"
+    )
+
+
+def test_a_mask_with_no_missing_pixel_says_so_and_changes_nothing(tiny_run, faces_dir, tmp_path):
+    photo = faces_dir / "000001.jpg"
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "none.png")  # black: every pixel known
+    r = CliRunner().invoke(
+        main,
+        [
+            "fill",
+            str(photo),
+            "--model",
+            str(tiny_run),
+            "--mask",
+            str(tmp_path / "none.png"),
+            "--out",
+            str(tmp_path / "o"),
+            "--iterations",
+            "1",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert (
+        f"Warning: {photo}: its mask marks no pixel as missing, so nothing was filled: the photo is as it was"
+        in r.output
+    )
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "o" / "000001_filled.png")), data.load_image_file(photo)
+    )
+
+
+def test_a_fifo_or_a_looping_link_in_a_folder_is_passed_over(tiny_run, faces_dir, tmp_path):
+    import os
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "000001.jpg").write_bytes((faces_dir / "000001.jpg").read_bytes())
+    os.mkfifo(folder / "pipe.jpg")
+    (folder / "loop.jpg").symlink_to(folder / "loop.jpg")
+    assert data.list_images(folder) == [str(folder / "000001.jpg")]
+    r = CliRunner().invoke(
+        main, ["fill", str(folder), "--model", str(tiny_run), "--out", str(tmp_path / "o"), "--iterations", "1"]
+    )
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["000001_filled.png"]
+
+
+def test_a_model_file_with_a_lambda_layer_is_refused_for_what_it_is(tiny_run, tmp_path):
+    import shutil
+
+    import keras
+
+    from tfinpaint.errors import ModelError
+    from tfinpaint.store import load_model
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    x = keras.Input((16,))
+    keras.Model(x, keras.layers.Lambda(lambda t: t * 2)(x)).save(run / "generator.keras")
+    with pytest.raises(ModelError) as e:
+        load_model(run)
+    assert str(e.value) == (
+        f"{run / 'generator.keras'} holds code (such as a Lambda layer) that Keras's safe mode refuses to run: "
+        "a tfinpaint model holds none, so it was not written by tfinpaint"
     )

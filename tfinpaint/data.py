@@ -82,14 +82,15 @@ def default_holdout(spec: str | Sequence[str]) -> int:
 
 
 def list_images(spec: str | os.PathLike) -> list[str]:
-    """Image files under a folder (recursively) or matching a glob, sorted."""
+    """Image files under a folder (recursively) or matching a glob, sorted; only regular files
+    (or links to them), so a FIFO or a link that loops does not stop the rest."""
     spec = str(spec)
-    if os.path.isdir(spec):
+    if os.path.isdir(spec):  # regular files only: a FIFO or a link to nowhere is no photo
         found = [
-            os.path.join(root, f)
+            path
             for root, _, names in os.walk(spec)
             for f in names
-            if f.lower().endswith(IMAGE_EXTENSIONS)
+            if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(path := os.path.join(root, f))
         ]
     elif os.path.isfile(spec):
         found = [spec]

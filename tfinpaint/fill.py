@@ -680,6 +680,8 @@ def fill(
             if errors == "raise":
                 raise
             return _Pending(name, path, failure=str(e))
+        if not (m < 0.5).any():
+            warning = f"{label}: its mask marks no pixel as missing, so nothing was filled: the photo is as it was"
         return _Pending(name, path, gray, preps, warning or known_share_warning(preps[0], label))
 
     def search(queue: list[tuple[int, _Pending, int]]) -> None:

@@ -299,6 +299,11 @@ def _load_keras(path: Path) -> keras.Model:
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as e:  # zip, HDF5 and deserialisation errors of every kind
+        if "safe_mode" in str(e):  # Keras refused code stored in the file (a Lambda layer, say)
+            raise ModelError(
+                f"{path} holds code (such as a Lambda layer) that Keras's safe mode refuses to run: "
+                "a tfinpaint model holds none, so it was not written by tfinpaint"
+            ) from None
         raise ModelError(f"{path} is damaged and cannot be loaded ({type(e).__name__})") from None
 
 
