@@ -661,6 +661,20 @@ def evaluate_command(data_dir, model_spec, kinds, methods, n, out, seed, align, 
     click.echo(f"Wrote {out / 'results.md'}, results.csv, results.json and {len(kinds)} figures")
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port another program listens on, before the page is built (Gradio's own error
+    is a traceback, after the models are loaded)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise click.ClickException(
+                f"Cannot listen on {host}:{port} ({e.strerror or e}); choose another port with --port"
+            ) from None
+
+
 @main.command("app", help="Serve a local web page: upload a photo, paint over the hole, watch it fill.")
 @click.option(
     "--model",
@@ -689,6 +703,7 @@ def app_command(model_specs, port, host):
         raise click.ClickException(
             'tfinpaint app needs the app extra: pip install -e ".[app]" (or pip install "tfinpaint[app]")'
         ) from None
+    _check_port(host, port)
     specs = list(model_specs) or shipped_names()
     for spec in specs:
         store.load_card(spec)  # a damaged model is a one-line error before the page starts

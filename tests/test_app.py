@@ -202,3 +202,21 @@ def test_in_a_real_browser_paint_a_stroke_and_fill(server, tmp_path):
     assert out.shape == (512, 512, 3) and changed.sum() > 500
     assert 60 < rows.min() and rows.max() < 150 and 160 < cols.min() and cols.max() < 300  # only around the stroke
     assert (tmp_path / "app.png").stat().st_size > 10_000
+
+
+def test_a_busy_port_is_one_line_naming_it_and_the_option():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        p = subprocess.run(
+            [sys.executable, "-m", "cli", "app", "--port", str(port), "--model", "svhn64"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"Error: Cannot listen on 127.0.0.1:{port} (Address already in use); choose another port with --port"
+    )
