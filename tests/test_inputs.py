@@ -266,3 +266,20 @@ def test_a_model_file_with_a_lambda_layer_is_refused_for_what_it_is(tiny_run, tm
         f"{run / 'generator.keras'} holds code (such as a Lambda layer) that Keras's safe mode refuses to run: "
         "a tfinpaint model holds none, so it was not written by tfinpaint"
     )
+
+
+@pytest.mark.parametrize("kind,refined", [("block", False), ("random", True)])
+def test_the_progress_counts_only_the_steps_that_run(tiny_run, faces_dir, kind, refined):
+    seen = []
+    [result] = fill_lib.fill(
+        [faces_dir / "000001.jpg"],
+        tiny_run,
+        kind,
+        iterations=4,
+        refine="auto",
+        refine_steps=6,
+        progress=lambda label, it, total, loss: seen.append((it, total)),
+    )
+    total = 4 + (6 if refined else 0)
+    assert {t for _, t in seen} == {total} and seen[-1][0] == total
+    assert len(result.views[0].history) == total

@@ -31,7 +31,7 @@ from tfinpaint import images as images_lib
 from tfinpaint import masks as masks_lib
 from tfinpaint.constants import ALIGNS, FACES
 from tfinpaint.errors import DataError, MaskError, ModelError, TfinpaintError, no_such_image
-from tfinpaint.search import BLENDS, SearchSettings, inpaint
+from tfinpaint.search import BLENDS, SearchSettings, inpaint, refines
 
 
 class Listed(NamedTuple):
@@ -689,8 +689,11 @@ def fill(
         label = f"Filling {first}-{last} of {total}" if last > first else f"Filling {first} of {total}"
         if len(queue) > last - first + 1:
             label += f" ({len(queue)} faces)"
-        report = (lambda it, loss, label=label: progress(label, it, settings.steps, loss)) if progress else None
         preps = [pending.preps[k] for _, pending, k in queue]
+        # the batch's steps: the refinement's only if one of its views is refined (a block is not)
+        refined = bool(np.any(refines(settings, np.stack([p.model_mask for p in preps]))))
+        steps = settings.iterations + (settings.refine_steps if refined else 0)
+        report = (lambda it, loss, label=label: progress(label, it, steps, loss)) if progress else None
         result = inpaint(
             np.stack([p.model_image for p in preps]),
             np.stack([p.model_mask for p in preps]),
