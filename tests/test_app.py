@@ -43,11 +43,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+LOGS = {}  # the server's terminal output, by URL
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`tfinpaint app` offering both shipped models, in its own process."""
     port = _free_port()
     log = tmp_path_factory.mktemp("app") / "app.log"
+    LOGS[f"http://127.0.0.1:{port}/"] = log
     args = [sys.executable, "-m", "cli", "app", "--port", str(port), "--model", "celeba64", "--model", "svhn64"]
     with open(log, "w") as out:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
@@ -120,6 +124,30 @@ def test_mask_kinds_models_and_mistakes(server, tmp_path, faces_dir):
         layer[480:, :40] = (255, 0, 255, 153)  # the flag's corner, far from her face
         Image.fromarray(layer).save(tmp_path / "corner.png")
         _fill(server, _editor(EXAMPLE, tmp_path / "corner.png"))
+
+
+def test_bad_uploads_get_a_message_in_the_page_and_no_traceback(server, tmp_path):
+    digit = ROOT / "examples" / "house_number.png"
+    (tmp_path / "notes.png").write_text("these are my notes, not a photo\n")
+    (tmp_path / "empty.png").write_bytes(b"")
+    Image.fromarray(np.zeros((8000, 6000), np.uint8)).save(tmp_path / "huge.png")  # 48 MP: over fill's 40
+    exif = Image.Exif()
+    exif[0x0112] = 8  # a phone's portrait: stored on its side
+    Image.open(digit).convert("RGB").transpose(Image.Transpose.ROTATE_270).save(tmp_path / "phone.jpg", exif=exif)
+    cases = {
+        "notes.png": "The upload is not an image that can be read (cannot identify image file",
+        "empty.png": "The upload is not an image that can be read (cannot identify image file",
+        "huge.png": "The photo is 6000x8000 (48.0 megapixels), over the limit of 40 megapixels, the limit of "
+        "tfinpaint fill as well",
+    }
+    for name, message in cases.items():
+        with pytest.raises(gradio_client.exceptions.AppError) as e:
+            _fill(server, _editor(tmp_path / name), kind="half", model="svhn64", iterations=1)
+        assert str(e.value).startswith(message), (name, str(e.value))
+    result, *_ = _fill(server, _editor(tmp_path / "phone.jpg"), kind="half", model="svhn64", iterations=1)
+    assert np.asarray(Image.open(result)).shape == np.asarray(Image.open(digit)).shape  # upright, as shown
+    log = LOGS[server].read_text()
+    assert "Traceback" not in log, log[log.find("Traceback") :][:4000]  # and the server still answers: it just did
 
 
 def test_two_tabs_at_once_get_their_own_results(server, stroke, faces_dir):

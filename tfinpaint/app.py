@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import types
 from collections.abc import Sequence
+from io import BytesIO
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from the user's machine
@@ -21,18 +23,42 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402  (a Gradio dependency, for its plots)
-from PIL import Image  # noqa: E402
+from gradio.data_classes import FileData  # noqa: E402
+from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
 
 from tfinpaint import fill as fill_lib  # noqa: E402
 from tfinpaint import images as images_lib  # noqa: E402
 from tfinpaint import store  # noqa: E402
-from tfinpaint.constants import ALIGNS, BLENDS, MASK_KINDS  # noqa: E402
+from tfinpaint.constants import ALIGNS, BLENDS, MASK_KINDS, MAX_PIXELS  # noqa: E402
 from tfinpaint.errors import TfinpaintError  # noqa: E402
 
 PAINTED = "painted"
 MASK_CHOICES = (PAINTED, *MASK_KINDS)
 # Brush strokes show in this colour, half transparent, over the photo.
 STROKE = ("#ff00ff", 0.6)
+
+
+def _refusal(message: str) -> gr.Error:
+    """A message in the page for a mistake of the user's; the server's terminal stays quiet."""
+    return gr.Error(message, print_exception=False)
+
+
+def read_upload(editor: gr.ImageEditor, file, flatten_on_white: bool = False) -> np.ndarray | None:
+    """The editor's reading of an upload, made `tfinpaint fill`'s: over the pixel limit refused
+    from its header (the page may listen on 0.0.0.0), turned by its EXIF orientation, and a
+    file that is no image, or an empty one, refused in one line in the page (Gradio's own
+    reading printed a traceback in the server's terminal). Set on the editor instance: a
+    subclass of a Gradio component makes Gradio write a stub file beside this module."""
+    if file is None:
+        return None
+    source = file.path if isinstance(file, FileData) else BytesIO(file)
+    try:
+        with images_lib.open_image(source, MAX_PIXELS) as im:
+            return np.asarray(ImageOps.exif_transpose(im).convert(editor.image_mode))
+    except images_lib.TooLarge as e:
+        raise _refusal(f"The photo is {e}, the limit of tfinpaint fill as well") from None
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise _refusal(f"The upload is not an image that can be read ({e})") from None
 
 
 class Models:
@@ -44,7 +70,7 @@ class Models:
 
     def get(self, spec: str) -> store.Model:
         if spec not in self.specs:
-            raise gr.Error(f"Unknown model {spec!r}; this page offers {', '.join(self.specs)}")
+            raise _refusal(f"Unknown model {spec!r}; this page offers {', '.join(self.specs)}")
         if spec not in self._loaded:
             self._loaded[spec] = store.load_model(spec)
         return self._loaded[spec]
@@ -60,7 +86,7 @@ def painted_mask(editor: dict, shape: tuple[int, int]) -> np.ndarray:
         layer = np.asarray(layer)
         alpha = layer[..., 3] > 0 if layer.ndim == 3 and layer.shape[-1] == 4 else layer.max(axis=-1) > 0
         if alpha.shape != shape:
-            raise gr.Error(f"The painted layer is {alpha.shape[1]}x{alpha.shape[0]}, the photo {shape[1]}x{shape[0]}")
+            raise _refusal(f"The painted layer is {alpha.shape[1]}x{alpha.shape[0]}, the photo {shape[1]}x{shape[0]}")
         missing |= alpha
     return (~missing).astype(np.float32)[..., None]
 
@@ -68,7 +94,7 @@ def painted_mask(editor: dict, shape: tuple[int, int]) -> np.ndarray:
 def photo_of(editor: dict | None) -> np.ndarray:
     """The uploaded photo as uint8 `[H, W, 3]` (or `[H, W]` grayscale); transparency is dropped."""
     if not editor or editor.get("background") is None:
-        raise gr.Error("Upload a photo first")
+        raise _refusal("Upload a photo first")
     photo = np.asarray(editor["background"])
     if photo.ndim == 3 and photo.shape[-1] == 4:
         photo = photo[..., :3]
@@ -95,7 +121,7 @@ def run_fill(
     photo = photo_of(editor)
     mask = painted_mask(editor, photo.shape[:2]) if mask_kind == PAINTED else mask_kind
     if mask_kind == PAINTED and mask.min() > 0.5:
-        raise gr.Error(f"Paint over what to fill, or choose a mask kind other than {PAINTED!r}")
+        raise _refusal(f"Paint over what to fill, or choose a mask kind other than {PAINTED!r}")
     model = models.get(model_spec)
 
     def report(label: str, iteration: int, total: int, loss: float) -> None:
@@ -117,9 +143,9 @@ def run_fill(
             errors="report",
         )
     except TfinpaintError as e:
-        raise gr.Error(str(e)) from None
+        raise _refusal(str(e)) from None
     if isinstance(result, fill_lib.Failed):
-        raise gr.Error(result.message)
+        raise _refusal(result.message)
     if result.warning:
         gr.Warning(result.warning)
     view = result.views[0]
@@ -161,6 +187,7 @@ def build(model_specs: Sequence[str]) -> gr.Blocks:
                     eraser=gr.Eraser(default_size=24),
                     elem_id="photo",
                 )
+                editor.convert_and_format_image = types.MethodType(read_upload, editor)
                 mask_kind = gr.Radio(list(MASK_CHOICES), value=PAINTED, label="Mask", elem_id="mask-kind")
                 model_spec = gr.Dropdown(models.specs, value=models.specs[0], label="Model")
                 with gr.Accordion("Advanced", open=False):
