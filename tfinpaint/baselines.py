@@ -120,6 +120,9 @@ def low_rank(
     return out, iterations
 
 
+NEAREST_CHUNK = 1024  # candidates compared at once
+
+
 def nearest_neighbour(image: np.ndarray, mask: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, int]:
     """The paper's Figure 6: the candidate (training image) closest to the image in L2 over
     the known pixels, pasted into the hole.
@@ -132,8 +135,13 @@ def nearest_neighbour(image: np.ndarray, mask: np.ndarray, candidates: np.ndarra
     """
     known = _known(mask)
     y = np.asarray(image, np.float64)
-    diff = (candidates - np.where(known[..., None], y, 0.0)[None]) * known[None, ..., None]
-    best = int(np.argmin(np.einsum("nhwc,nhwc->n", diff, diff)))
+    target = np.where(known[..., None], y, 0.0).astype(np.float32)
+    weight = np.broadcast_to(known[..., None], y.shape).astype(np.float32)
+    distances = []
+    for start in range(0, len(candidates), NEAREST_CHUNK):  # float32 chunks: no N-sized float64 copy
+        diff = (np.asarray(candidates[start : start + NEAREST_CHUNK], np.float32) - target) * weight
+        distances.append(np.einsum("nhwc,nhwc->n", diff, diff))
+    best = int(np.argmin(np.concatenate(distances)))
     out = y.copy()
     out[~known] = candidates[best][~known]
     return out, best

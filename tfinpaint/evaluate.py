@@ -305,7 +305,7 @@ def compare(
     images01 = (load_images(files, model.preprocess, model.image_size, template) + 1.0) / 2.0
     candidates = None
     if "nearest" in methods:
-        candidates = (load_images(training_images(model), model.preprocess, model.image_size) + 1.0) / 2.0
+        candidates = (data_lib.preprocess_files(training_images(model), model.preprocess, model.image_size) + 1.0) / 2.0
     rows = []
     for kind in kinds:
         m = make_masks(kind, len(images01), model.image_size, seed)
