@@ -156,23 +156,27 @@ def _unit(x):
     return x / keras.ops.maximum(keras.ops.sqrt(keras.ops.sum(x * x)), 1e-12)
 
 
-def _add_sn_u(layer: layers.Layer) -> None:
-    layer.sn_u = layer.add_weight(
-        shape=(1, layer.kernel.shape[-1]), initializer=keras.initializers.RandomNormal(), trainable=False, name="sn_u"
-    )
-
-
-@keras.saving.register_keras_serializable(package="tfinpaint")
-class SpectralConv2D(layers.Conv2D):
-    """A `Conv2D` whose kernel is divided by its spectral norm (`_normalized_kernel`)."""
+class _SpectrallyNormalized:
+    """What a spectrally normalised layer adds to Keras's: the stored u, built with the kernel
+    and saved with it (Keras's Conv2D and Dense save their kernel and bias alone, for
+    quantisation, so the generic `Layer` saving is used)."""
 
     def build(self, input_shape):
         super().build(input_shape)
-        _add_sn_u(self)
+        self.sn_u = self.add_weight(
+            shape=(1, self.kernel.shape[-1]),
+            initializer=keras.initializers.RandomNormal(),
+            trainable=False,
+            name="sn_u",
+        )
 
-    # Keras's Conv2D and Dense save their kernel and bias alone (for quantisation): u too
     save_own_variables = layers.Layer.save_own_variables
     load_own_variables = layers.Layer.load_own_variables
+
+
+@keras.saving.register_keras_serializable(package="tfinpaint")
+class SpectralConv2D(_SpectrallyNormalized, layers.Conv2D):
+    """A `Conv2D` whose kernel is divided by its spectral norm (`_normalized_kernel`)."""
 
     def call(self, inputs):
         x = self.convolution_op(inputs, _normalized_kernel(self))
@@ -180,15 +184,8 @@ class SpectralConv2D(layers.Conv2D):
 
 
 @keras.saving.register_keras_serializable(package="tfinpaint")
-class SpectralDense(layers.Dense):
+class SpectralDense(_SpectrallyNormalized, layers.Dense):
     """A `Dense` layer whose kernel is divided by its spectral norm (`_normalized_kernel`)."""
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        _add_sn_u(self)
-
-    save_own_variables = layers.Layer.save_own_variables
-    load_own_variables = layers.Layer.load_own_variables
 
     def call(self, inputs):
         x = keras.ops.matmul(inputs, _normalized_kernel(self))
