@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfinpaint.errors import TfinpaintError
-
-
-class MissingDependency(TfinpaintError, ImportError):
-    """An optional package a baseline needs is not installed."""
+from tfinpaint.errors import MissingDependency
 
 
 def _known(mask: np.ndarray) -> np.ndarray:

@@ -39,5 +39,13 @@ class TrainingError(TfinpaintError, RuntimeError):
     """Training cannot start or cannot go on."""
 
 
+class OutputError(TfinpaintError, ValueError):
+    """An output file that must not or cannot be written."""
+
+
+class MissingDependency(TfinpaintError, ImportError):
+    """An optional package that a feature needs (a baseline's, say) is not installed."""
+
+
 class ExportError(TfinpaintError, RuntimeError):
     """The export cannot be written; nothing was left half-written."""

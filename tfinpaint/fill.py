@@ -30,7 +30,7 @@ from tfinpaint import files, store
 from tfinpaint import images as images_lib
 from tfinpaint import masks as masks_lib
 from tfinpaint.constants import ALIGNS, FACES
-from tfinpaint.errors import DataError, MaskError, ModelError, TfinpaintError, no_such_image
+from tfinpaint.errors import DataError, MaskError, ModelError, OutputError, no_such_image
 from tfinpaint.search import BLENDS, SearchSettings, inpaint, refines
 
 
@@ -44,10 +44,6 @@ class Listed(NamedTuple):
 
 Photo = str | os.PathLike | np.ndarray | Listed
 MaskSpec = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
-
-
-class OutputError(TfinpaintError, ValueError):
-    """An output file that must not or cannot be written."""
 
 
 # The region the model sees must be at least this share of the model's side (16 pixels for
