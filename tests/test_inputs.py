@@ -135,11 +135,28 @@ def test_training_learning_rates_must_be_finite(command):
     ],
 )
 def test_search_settings_refuse_what_the_search_cannot_use(field, value, message):
+    from tfinpaint import TfinpaintError
     from tfinpaint.search import SearchSettings
 
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(TfinpaintError) as e:  # what `except TfinpaintError` (the app's, say) catches
         SearchSettings(**{field: value})
-    assert str(e.value) == message
+    assert str(e.value) == message and isinstance(e.value, ValueError)
+
+
+def test_a_bad_argument_anywhere_in_the_library_is_a_tfinpaint_error():
+    from tfinpaint import TfinpaintError, augment, blend, metrics
+    from tfinpaint.models import Generator
+
+    calls = [
+        lambda: augment.parse_policy("flip"),
+        lambda: blend.blend_batch(np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 3)), np.ones((1, 4, 4, 1)), "paste"),
+        lambda: blend.overlay(np.zeros((4, 4, 3)), np.zeros((4, 4, 3)), np.ones((5, 5, 1))),
+        lambda: metrics.ssim(np.zeros((4, 4, 3)), np.zeros((4, 5, 3))),
+        lambda: Generator(width=0),
+    ]
+    for call in calls:
+        with pytest.raises(TfinpaintError):
+            call()
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfinpaint.constants import AUGMENT_POLICIES
+from tfinpaint.errors import ArgumentError
 
 POLICIES = AUGMENT_POLICIES
 TRANSLATION_RATIO = 1 / 8
@@ -27,7 +28,7 @@ def parse_policy(spec: str | None) -> tuple[str, ...]:
     names = tuple(p.strip() for p in (spec or "").split(",") if p.strip())
     for p in names:
         if p not in POLICIES:
-            raise ValueError(f"Unknown augmentation {p!r}; expected some of {', '.join(POLICIES)}")
+            raise ArgumentError(f"Unknown augmentation {p!r}; expected some of {', '.join(POLICIES)}")
     return names
 
 

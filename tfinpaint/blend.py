@@ -25,6 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from tfinpaint.errors import ArgumentError, BlendError
+
 # (row offset, column offset) of the four neighbours.
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 # Holes with more pixels than this are solved iteratively instead of factorised.
@@ -40,9 +42,9 @@ EDGE_CHUNK = 1 << 20
 
 def _check(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if source.shape != target.shape or source.ndim != 3:
-        raise ValueError(f"Expected source and target of one shape [H, W, C], got {source.shape} and {target.shape}")
+        raise ArgumentError(f"Expected source and target of one shape [H, W, C], got {source.shape} and {target.shape}")
     if mask.shape[:2] != source.shape[:2]:
-        raise ValueError(f"Expected a mask of shape {source.shape[:2] + (1,)}, got {mask.shape}")
+        raise ArgumentError(f"Expected a mask of shape {source.shape[:2] + (1,)}, got {mask.shape}")
     return np.asarray(mask).reshape(mask.shape[:2]) > 0.5
 
 
@@ -182,7 +184,7 @@ class PoissonSolver:
             d *= np.divide(rz_next, rz, out=np.zeros_like(rz), where=rz != 0).astype(np.float32)
             d += z
             rz = rz_next
-        raise ArithmeticError(f"Poisson blending did not converge for a hole of {self.hole.size} pixels")
+        raise BlendError(f"Poisson blending did not converge for a hole of {self.hole.size} pixels")
 
 
 class _Cells:
@@ -227,7 +229,7 @@ def blend_batch(sources: np.ndarray, targets: np.ndarray, masks: np.ndarray, met
     if method == "overlay":
         return np.stack([overlay(s, t, m) for s, t, m in zip(sources, targets, masks)])
     if method != "poisson":
-        raise ValueError(f"Unknown blend {method!r}; expected 'poisson' or 'overlay'")
+        raise ArgumentError(f"Unknown blend {method!r}; expected 'poisson' or 'overlay'")
     solvers: dict[bytes, PoissonSolver] = {}
     out = []
     for s, t, m in zip(sources, targets, masks):

@@ -20,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tfinpaint import images as images_lib
 from tfinpaint.constants import MAX_PIXELS, PREPROCESS
-from tfinpaint.errors import DataError, first_line
+from tfinpaint.errors import ArgumentError, DataError, first_line
 from tfinpaint.files import is_glob
 from tfinpaint.images import IMAGE_EXTENSIONS
 
@@ -154,7 +154,7 @@ def resolve(spec: str | Sequence[str], preprocess: str | None = None, holdout: i
 def preprocess_image(image: tf.Tensor, preset: str, size: int, channels: int = 3) -> tf.Tensor:
     """Crop and resize one uint8 image `[H, W, C]` to float32 `[size, size, channels]` in [0, 255]."""
     if image.shape.rank != 3:
-        raise ValueError(f"Expected an image of rank 3, got shape {image.shape}")
+        raise ArgumentError(f"Expected an image of rank 3, got shape {image.shape}")
     if channels == 1 and image.shape[-1] != 1:
         image = tf.image.rgb_to_grayscale(image[..., :3])
     elif channels == 3 and image.shape[-1] == 1:

@@ -39,6 +39,15 @@ class TrainingError(TfinpaintError, RuntimeError):
     """Training cannot start or cannot go on."""
 
 
+class ArgumentError(TfinpaintError, ValueError):
+    """An argument of the wrong kind, shape or range, given to the library from Python (the
+    command line checks its options before they get here)."""
+
+
+class BlendError(TfinpaintError, ArithmeticError):
+    """Poisson blending did not converge."""
+
+
 class OutputError(TfinpaintError, ValueError):
     """An output file that must not or cannot be written."""
 

@@ -23,7 +23,7 @@ from tfinpaint import data as data_lib
 from tfinpaint import images as images_lib
 from tfinpaint import masks as masks_lib
 from tfinpaint.constants import EVAL_KINDS, EVAL_METHODS, OURS
-from tfinpaint.errors import DataError, ModelError
+from tfinpaint.errors import ArgumentError, DataError, ModelError
 from tfinpaint.search import SearchSettings, inpaint
 
 
@@ -201,7 +201,7 @@ def run_method(
         "nearest": lambda x, m: baselines.nearest_neighbour(x, m, candidates)[0],
     }
     if method not in fns:
-        raise ValueError(f"Unknown method {method!r}; expected some of {METHODS}")
+        raise ArgumentError(f"Unknown method {method!r}; expected some of {METHODS}")
     return np.clip(np.stack([fns[method](x, m) for x, m in zip(images01, masks)]), 0, 1)
 
 
@@ -297,7 +297,7 @@ def compare(
     """
     for kind in kinds:
         if kind not in KINDS:
-            raise ValueError(f"Unknown mask kind {kind!r}; expected some of {KINDS}")
+            raise ArgumentError(f"Unknown mask kind {kind!r}; expected some of {KINDS}")
     settings = settings or model.card.search_settings()
     template = model.card.face_template() if align else None
     if align and template is None:

@@ -30,7 +30,7 @@ from tfinpaint import files, store
 from tfinpaint import images as images_lib
 from tfinpaint import masks as masks_lib
 from tfinpaint.constants import ALIGNS, FACES
-from tfinpaint.errors import DataError, MaskError, ModelError, OutputError, no_such_image
+from tfinpaint.errors import ArgumentError, DataError, MaskError, ModelError, OutputError, no_such_image
 from tfinpaint.search import BLENDS, SearchSettings, inpaint, refines
 
 
@@ -199,7 +199,7 @@ def paste_back(prep: Prepared, generated: np.ndarray, method: str = "poisson") -
     Returns uint8 `[H, W, 3]` whose known pixels equal the original's exactly.
     """
     if method not in BLENDS:
-        raise ValueError(f"Unknown blend {method!r}; expected one of {BLENDS}")
+        raise ArgumentError(f"Unknown blend {method!r}; expected one of {BLENDS}")
     result = prep.original.copy()
     hole = prep.mask[..., 0] < 0.5
     rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
@@ -632,10 +632,10 @@ def fill(
         `FilledPhoto`s (and, with `errors="report"`, `Failed`s), in the order of `photos`.
     """
     if blend not in BLENDS:
-        raise ValueError(f"Unknown blend {blend!r}; expected one of {BLENDS}")
+        raise ArgumentError(f"Unknown blend {blend!r}; expected one of {BLENDS}")
     for value, choices in ((align, ALIGNS), (face, FACES), (errors, ("raise", "report"))):
         if value not in choices:
-            raise ValueError(f"Unknown choice {value!r}; expected one of {choices}")
+            raise ArgumentError(f"Unknown choice {value!r}; expected one of {choices}")
     if not isinstance(model, store.Model):
         model = store.load_model(model)
     template = model.card.face_template()

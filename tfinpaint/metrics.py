@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import binary_erosion, gaussian_filter, laplace
 
+from tfinpaint.errors import ArgumentError
+
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5  # an 11x11 window, as Wang et al. (2004) and scikit-image use
 
@@ -21,7 +23,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
     if a.shape != b.shape or a.ndim != 3:
-        raise ValueError(f"Expected two images of one shape [H, W, C], got {a.shape} and {b.shape}")
+        raise ArgumentError(f"Expected two images of one shape [H, W, C], got {a.shape} and {b.shape}")
 
     def blur(x):
         return gaussian_filter(x, sigma=(SSIM_SIGMA, SSIM_SIGMA, 0), truncate=SSIM_TRUNCATE, mode="reflect")

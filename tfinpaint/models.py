@@ -16,6 +16,7 @@ from keras import layers
 
 from tfinpaint import check_backend
 from tfinpaint.constants import IMAGE_SIZES
+from tfinpaint.errors import ArgumentError
 
 check_backend()  # every Keras model of the package comes from here
 
@@ -25,7 +26,7 @@ KERNEL = 5
 def num_blocks(image_size: int) -> int:
     """Number of stride-2 layers between a 4x4 map and an image of `image_size`."""
     if image_size not in IMAGE_SIZES:
-        raise ValueError(f"Expected an image size in {IMAGE_SIZES}, got {image_size}")
+        raise ArgumentError(f"Expected an image size in {IMAGE_SIZES}, got {image_size}")
     return int(math.log2(image_size // 4))
 
 
@@ -46,9 +47,9 @@ def _config(model: keras.Model) -> dict:
 
 def _check_common(width: int, channels: int) -> None:
     if width < 1:
-        raise ValueError(f"Expected a positive width, got {width}")
+        raise ArgumentError(f"Expected a positive width, got {width}")
     if channels not in (1, 3):
-        raise ValueError(f"Expected 1 or 3 channels, got {channels}")
+        raise ArgumentError(f"Expected 1 or 3 channels, got {channels}")
 
 
 @keras.saving.register_keras_serializable(package="tfinpaint")
@@ -78,7 +79,7 @@ class Generator(keras.Model):
         super().__init__(**kwargs)
         _check_common(width, channels)
         if latent_dim < 1:
-            raise ValueError(f"Expected a positive latent_dim, got {latent_dim}")
+            raise ArgumentError(f"Expected a positive latent_dim, got {latent_dim}")
         self.image_size = image_size
         self.width = width
         self.latent_dim = latent_dim

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from tfinpaint import blend as blend_lib
 from tfinpaint.constants import BLENDS, INITS, REFINES
-from tfinpaint.errors import ModelError
+from tfinpaint.errors import ArgumentError, ModelError
 
 WINDOW = 7  # the CVPR version's importance-weighting window
 ADAM_BETA2 = 0.999
@@ -82,22 +82,26 @@ class SearchSettings:
 
     def __post_init__(self):
         if self.init not in INITS:
-            raise ValueError(f"Unknown init {self.init!r}; expected one of {INITS}")
+            raise ArgumentError(f"Unknown init {self.init!r}; expected one of {INITS}")
         if self.iterations < 0 or self.restarts < 1:
-            raise ValueError(f"Expected iterations >= 0 and restarts >= 1, got {self.iterations} and {self.restarts}")
+            raise ArgumentError(
+                f"Expected iterations >= 0 and restarts >= 1, got {self.iterations} and {self.restarts}"
+            )
         if self.refine not in REFINES:
-            raise ValueError(f"Unknown refine {self.refine!r}; expected one of {REFINES}")
+            raise ArgumentError(f"Unknown refine {self.refine!r}; expected one of {REFINES}")
         for name, low in (("lam", 0.0), ("lr", None), ("beta1", 0.0)):
             value = getattr(self, name)
             number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             if not (number and (value > 0 if low is None else value >= low)):
-                raise ValueError(f"Expected a finite {name} {'> 0' if low is None else f'>= {low:g}'}, got {value!r}")
+                raise ArgumentError(
+                    f"Expected a finite {name} {'> 0' if low is None else f'>= {low:g}'}, got {value!r}"
+                )
         if not 0 <= self.seed < 2**63:
-            raise ValueError(f"Expected a seed in 0 ... 2**63 - 1, got {self.seed}")
+            raise ArgumentError(f"Expected a seed in 0 ... 2**63 - 1, got {self.seed}")
         if self.refine_steps < 0 or (
             self.refine_lr is not None and not (math.isfinite(self.refine_lr) and self.refine_lr > 0)
         ):
-            raise ValueError(
+            raise ArgumentError(
                 f"Expected refine_steps >= 0 and refine_lr > 0, got {self.refine_steps} and {self.refine_lr}"
             )
 
@@ -460,7 +464,7 @@ def _as_batch(masks, n: int, h: int, w: int) -> np.ndarray:
     if masks.ndim == 3:
         masks = np.broadcast_to(masks[None], (n,) + masks.shape)
     if masks.shape != (n, h, w, 1):
-        raise ValueError(f"Expected masks of shape {(n, h, w, 1)} or {(h, w, 1)}, got {masks.shape}")
+        raise ArgumentError(f"Expected masks of shape {(n, h, w, 1)} or {(h, w, 1)}, got {masks.shape}")
     return masks
 
 
@@ -532,18 +536,18 @@ def inpaint(
     """
     s = dataclasses.replace(settings or SearchSettings(), **overrides)
     if blend is not None and blend not in BLENDS:
-        raise ValueError(f"Unknown blend {blend!r}; expected one of {BLENDS} or None")
+        raise ArgumentError(f"Unknown blend {blend!r}; expected one of {BLENDS} or None")
     images = np.asarray(images, np.float32)
     n, h, w, c = images.shape
     size = generator.image_size
     if (h, w, c) != (size, size, generator.channels):
-        raise ValueError(f"Expected images of shape [N, {size}, {size}, {generator.channels}], got {images.shape}")
+        raise ArgumentError(f"Expected images of shape [N, {size}, {size}, {generator.channels}], got {images.shape}")
     masks = _as_batch(masks, n, h, w)
     start = encoder_latents(encoder, images, masks) if s.starts_from_encoder(encoder) and latents is None else None
     if latents is not None:
         start = np.asarray(latents, np.float32)
         if s.restarts != 1 or start.shape != (n, generator.latent_dim):
-            raise ValueError(
+            raise ArgumentError(
                 f"Expected latents of shape {(n, generator.latent_dim)} and one restart, "
                 f"got {start.shape} and {s.restarts}"
             )
