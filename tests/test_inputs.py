@@ -300,3 +300,26 @@ def test_the_progress_counts_only_the_steps_that_run(tiny_run, faces_dir, kind, 
     total = 4 + (6 if refined else 0)
     assert {t for _, t in seen} == {total} and seen[-1][0] == total
     assert len(result.views[0].history) == total
+
+
+def test_a_card_write_that_fails_leaves_the_old_card_and_no_temporary(tiny_run, tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    from tfinpaint.store import ModelCard
+
+    shutil.copy(tiny_run / "model.json", tmp_path / "model.json")
+    before = (tmp_path / "model.json").read_text()
+    card = ModelCard.read(tmp_path / "model.json")
+    real = Path.write_text
+
+    def full_disk(self, *args, **kwargs):
+        real(self, "{")  # half written
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        card.write(tmp_path / "model.json")
+    monkeypatch.undo()
+    assert (tmp_path / "model.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]

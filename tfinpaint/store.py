@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from tfinpaint import files
 from tfinpaint.constants import IMAGE_SIZES, INITS, PREPROCESS, REFINES
 from tfinpaint.errors import ModelError
 from tfinpaint.faces import LANDMARKS, Template
@@ -200,11 +201,10 @@ class ModelCard:
         return cls.from_dict(data, where=f"The model card {path}")
 
     def write(self, path: str | os.PathLike) -> None:
-        """Write the card atomically (a temporary file in the same folder, then a rename)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
+        """Write the card atomically, under the temporary name that `files` cleans up after
+        a killed process."""
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        files.write_atomically(path, lambda tmp: tmp.write_text(text))
 
     def search_settings(self, **chosen) -> SearchSettings:
         """The card's search settings, with the fields given and not None replaced."""
