@@ -323,3 +323,10 @@ def test_a_card_write_that_fails_leaves_the_old_card_and_no_temporary(tiny_run, 
     monkeypatch.undo()
     assert (tmp_path / "model.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]
+
+
+def test_a_mistyped_option_of_fill_is_refused_not_dropped(tiny_run, faces_dir):
+    from tfinpaint import TfinpaintError
+
+    with pytest.raises(TfinpaintError, match="Unknown option 'iteration' of fill: expected a search setting"):
+        next(fill_lib.fill([faces_dir / "000001.jpg"], tiny_run, "examples/astronaut.png", iteration=3))

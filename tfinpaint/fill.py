@@ -584,6 +584,10 @@ class _Pending:
         return self.failure is not None or len(self.views) == len(self.preps)
 
 
+# The keyword options of `fill` that shape generated masks (`masks.make`'s).
+MASK_OPTIONS = ("block_size", "missing", "side")
+
+
 def fill(
     photos: Iterable[Photo],
     model: store.Model | str | os.PathLike | None = None,
@@ -644,6 +648,12 @@ def fill(
     search_fields = {f.name for f in dataclasses.fields(SearchSettings)}
     chosen = {k: v for k, v in options.items() if k in search_fields}
     mask_options = {k: v for k, v in options.items() if k not in search_fields and v is not None}
+    unknown = sorted(set(options) - search_fields - set(MASK_OPTIONS))
+    if unknown:  # a typo would otherwise be dropped silently with a mask file
+        raise ArgumentError(
+            f"Unknown option {unknown[0]!r} of fill: expected a search setting ({', '.join(sorted(search_fields))}) "
+            f"or a mask option ({', '.join(MASK_OPTIONS)})"
+        )
     if settings is None:
         settings = model.card.search_settings(**{"seed": seed, **chosen})
     elif chosen:
