@@ -33,6 +33,7 @@ from tfinpaint.constants import (
     FACES,
     IMAGE_SIZES,
     INITS,
+    LOSSES,
     MASK_KINDS,
     MAX_PIXELS,
     PREPROCESS,
@@ -274,7 +275,7 @@ def main(verbose):
 )
 @click.option(
     "--loss",
-    type=click.Choice(["bce", "hinge"]),
+    type=click.Choice(LOSSES),
     default="bce",
     show_default=True,
     help="GAN loss: bce, the DCGAN's cross-entropy (G: -log D(G(z))), or hinge.",

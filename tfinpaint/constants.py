@@ -11,6 +11,7 @@ FACES = ("all", "largest")
 PREPROCESS = ("celeba", "svhn", "square")
 IMAGE_SIZES = (32, 64, 128)
 STRATEGIES = ("default", "mirrored", "multiworker")
+LOSSES = ("bce", "hinge")  # the GAN losses of tfinpaint train
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 EVAL_KINDS = (*MASK_KINDS, "none")
 # The search's second stage, after z (`SearchSettings.refine`); `auto` refines the features

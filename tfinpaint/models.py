@@ -136,11 +136,11 @@ class Generator(keras.Model):
 
 
 def _power_step(layer: layers.Layer):
-    """One power iteration on `layer.kernel` (as a matrix `[inputs, units]`) from its stored u:
-    (v, the new u), both unit vectors that take no gradient."""
+    """One power iteration on `layer.kernel` as a matrix `w` `[inputs, units]` from its stored
+    u: (w, v, the new u), v and u unit vectors that take no gradient."""
     w = keras.ops.reshape(layer.kernel, (-1, layer.kernel.shape[-1]))
     v = keras.ops.stop_gradient(_unit(keras.ops.matmul(layer.sn_u, keras.ops.transpose(w))))
-    return v, keras.ops.stop_gradient(_unit(keras.ops.matmul(v, w)))
+    return w, v, keras.ops.stop_gradient(_unit(keras.ops.matmul(v, w)))
 
 
 def _normalized_kernel(layer: layers.Layer) -> tf.Tensor:
@@ -148,8 +148,7 @@ def _normalized_kernel(layer: layers.Layer) -> tf.Tensor:
     (Miyato et al., 2018); the gradient flows through sigma. Calling the layer never changes
     u: the training step advances it (`Discriminator.advance_spectral_norm`), outside the
     replicas of a distributed step, so no replica waits on another for it."""
-    v, u = _power_step(layer)
-    w = keras.ops.reshape(layer.kernel, (-1, layer.kernel.shape[-1]))
+    w, v, u = _power_step(layer)
     return layer.kernel / keras.ops.sum(keras.ops.matmul(v, w) * u)
 
 
@@ -262,7 +261,7 @@ class Discriminator(keras.Model):
         the training step calls it once after each update of D."""
         for layer in (*self.convs, self.logit):
             if hasattr(layer, "sn_u"):
-                layer.sn_u.assign(_power_step(layer)[1])
+                layer.sn_u.assign(_power_step(layer)[2])
 
     def build(self, input_shape):
         self.call(keras.KerasTensor(input_shape))

@@ -25,7 +25,7 @@ from tfinpaint import augment as augment_lib
 from tfinpaint import data as data_lib
 from tfinpaint import faces, store
 from tfinpaint import images as images_lib
-from tfinpaint.constants import STRATEGIES
+from tfinpaint.constants import LOSSES, STRATEGIES
 from tfinpaint.errors import TrainingError
 from tfinpaint.models import Generator, build_pair
 
@@ -45,8 +45,6 @@ FIXED_ON_RESUME = (
     "init",
     "spectral_norm",
 )
-
-LOSSES = ("bce", "hinge")
 
 # The architecture: these defaults, or the --init model's when fine-tuning.
 ARCHITECTURE = {"image_size": 64, "width": 64, "latent_dim": 100, "channels": 3, "batch_norm": True}
@@ -73,7 +71,8 @@ class TrainConfig:
         epochs: epochs to train in total; ignored when `steps` is set.
         steps: total steps to train, if set.
         lr: Adam learning rate for G, and for D unless `d_lr` is set (2e-4).
-        d_lr: D's learning rate if not `lr` (a two-time-scale rule, Heusel et al., 2017).
+        d_lr: D's learning rate if not `lr` (a two-time-scale rule, Heusel et al., 2017); None:
+            `lr`, which `resolved` fills in.
         beta1: Adam beta_1 (0.5).
         g_steps: generator updates per discriminator update.
         seed: seeds z, shuffling, flips and initial weights.
@@ -146,6 +145,7 @@ class TrainConfig:
             **arch,
             preprocess=self.preprocess or preprocess or data_lib.default_preprocess(self.dataset),
             holdout=data_lib.default_holdout(self.dataset) if self.holdout is None else self.holdout,
+            d_lr=self.lr if self.d_lr is None else self.d_lr,
         )
 
 
@@ -192,7 +192,7 @@ class Trainer:
                 c.image_size, c.width, c.latent_dim, c.channels, c.batch_norm, c.spectral_norm
             )
             self.g_opt = keras.optimizers.Adam(c.lr, beta_1=c.beta1)
-            self.d_opt = keras.optimizers.Adam(c.lr if c.d_lr is None else c.d_lr, beta_1=c.beta1)
+            self.d_opt = keras.optimizers.Adam(c.d_lr, beta_1=c.beta1)
             self.g_opt.build(self.generator.trainable_variables)
             self.d_opt.build(self.discriminator.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -592,7 +592,7 @@ def _save_models(
             "ema": c.ema,
             "augment": c.augment,
             "loss": c.loss,
-            "d_lr": c.lr if c.d_lr is None else c.d_lr,
+            "d_lr": c.d_lr,
             **({"init": c.init} if c.init is not None else {}),
             "training_images": count,
             "batch_size": c.batch_size,
