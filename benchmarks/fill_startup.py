@@ -29,27 +29,26 @@ def mark(name):
     marks.append((name, time.perf_counter()))
 import tensorflow
 mark("import TensorFlow")
-from tfinpaint import fill as fill_lib, store, faces, data, images
+import dataclasses
+from tfinpaint import store, images, photos, views
 from tfinpaint.search import inpaint
 mark("import the rest")
 model = store.load_model(sys.argv[1])
 mark("load the model")
-photo = data.load_image_file(sys.argv[2])
-frames, _ = fill_lib.face_frames(photo, model, model.card.face_template(), "auto", "all", "photo")
+photo = photos.read(sys.argv[2], 0)
+size, preprocess = model.image_size, model.preprocess
+frames, _ = views.frames(photo.pixels, size, preprocess, model.card.face_template(), "auto", "all", "photo")
 mark("find the face")
-mask = fill_lib.photo_mask("block", 0, "photo", photo.shape[:2], model.preprocess, model.image_size, frames=frames)
-if frames is None:
-    prep = fill_lib.prepare(photo, mask, model.preprocess, model.image_size)
-else:
-    hole = fill_lib.assign_hole(mask, frames, "photo")[0]
-    prep = fill_lib.prepare_face(photo, mask, frames[0], model.image_size, hole)
+mask = views.photo_mask("block", 0, photo, frames, size, max_pixels=photo.pixels.size)
+hole = views.assign_hole(mask, frames, "photo", preprocess)[0]
+view = views.look(photo.pixels, mask, frames[0], size, hole)
 settings = model.card.search_settings()
-args = (prep.model_image[None], prep.model_mask[None], model.generator, model.discriminator)
+args = (view.image[None], view.mask[None], model.generator, model.discriminator)
 inpaint(*args, settings, iterations=1, refine="none", blend=None, encoder=model.encoder)
 mark("trace the search (1 step)")
 result = inpaint(*args, settings, blend=None, encoder=model.encoder)
 mark(f"search ({settings.iterations} iterations)")
-filled = fill_lib.paste_back(prep, result.generated[0])
+filled = views.paste_back(photo.pixels, dataclasses.replace(view, generated=result.generated[0]))
 mark("blend")
 images.save_png(sys.argv[3], filled)
 mark("write")

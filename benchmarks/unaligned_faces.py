@@ -108,7 +108,7 @@ def main():
         (result,) = fill.fill([big], model, "block", align="on")
         print(
             f"whole fill of a 4000x3000 photo (block, the card's search, Poisson): {time.perf_counter() - t:.1f} s "
-            f"(its face's frame spans {result.prepared.frame.side:.0f} pixels)"
+            f"(its face's frame spans {result.views[0].frame.side:.0f} pixels)"
         )
 
 

@@ -499,36 +499,30 @@ def _check_fill(images, mask_spec, model_spec, **_):
     help="Refuse photos with more pixels than this (checked before any work).",
 )
 @friendly_errors(check=_check_fill)
-def fill_command(images, mask_spec, mask_invert, model_spec, out, panel, overwrite, **options):
+def fill_command(images, mask_spec, mask_invert, model_spec, out, **options):
     from tfinpaint import fill as fill_lib
 
-    photos = fill_lib.expand(images)
-    todo = fill_lib.check_outputs(photos, out, panel, overwrite)
-    if len(todo) < len(photos):
-        done = len(photos) - len(todo)
-        click.echo(f"Skipping {done} of {len(photos)} photos already filled in {out} (--overwrite fills them again)")
-    if not todo:
-        return
-    progress = _BatchProgress()
-    failed = 0
-    for result in fill_lib.fill(
-        todo, model_spec, mask_spec, invert=mask_invert, progress=progress, errors="report", **options
-    ):
+    progress, failed, todo = _BatchProgress(), 0, 0
+    events = fill_lib.fill_into(images, out, model_spec, mask_spec, invert=mask_invert, progress=progress, **options)
+    for event in events:
         progress.close()
-        if isinstance(result, fill_lib.Failed):
-            failed += 1
-            click.echo(f"Error: {result.message}", err=True)
-            continue
-        if result.warning:
-            click.echo(f"Warning: {result.warning}", err=True)
-        written = fill_lib.save(result, out, panel=panel, overwrite=overwrite)
-        for path in fill_lib.output_paths(result.name, out)[: 1 + panel]:
-            if path in written:
+        match event:
+            case fill_lib.Found(total, done):
+                todo = total - done
+                if done:
+                    skipping = f"Skipping {done} of {total} photos already filled in {out}"
+                    click.echo(f"{skipping} (--overwrite fills them again)")
+            case fill_lib.Failed(message=message):
+                failed += 1
+                click.echo(f"Error: {message}", err=True)
+            case fill_lib.Warned(message):
+                click.echo(f"Warning: {message}", err=True)
+            case fill_lib.Written(path):
                 click.echo(f"Wrote {path}")
-            else:
+            case fill_lib.Kept(path):
                 click.echo(f"Kept {path}: it appeared while this photo was filled (--overwrite replaces it)")
-    if failed and len(todo) > 1:
-        raise click.ClickException(f"{failed} of {len(todo)} photos could not be filled (see above); the others were")
+    if failed and todo > 1:
+        raise click.ClickException(f"{failed} of {todo} photos could not be filled (see above); the others were")
     if failed:
         click.get_current_context().exit(1)
 

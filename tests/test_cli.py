@@ -197,7 +197,11 @@ def test_fill_file_mask_and_mask_folder(tiny_run, face_png, tmp_path):
         "--iterations",
         1,
     )
-    assert r.exit_code != 0 and "has missing pixels outside the 54x54 region" in r.output
+    # inverted, every photo pixel outside the crop is missing: 89 x 109 - 54 x 54 of them
+    assert r.exit_code != 0 and r.output.strip() == (
+        f"Error: The mask of {face_png} has 6785 missing pixels outside the 54x54 region at (17, 27) that the "
+        "model sees (celeba preprocessing) (the first at (0, 0))"
+    )
 
 
 def test_fill_any_size_and_mode_keeps_known_pixels(tiny_run, tmp_path, faces_dir):

@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from tfinpaint import data
+from tfinpaint import data, photos
 
 
 def test_folder_of_real_faces(few_faces):
@@ -109,7 +109,7 @@ def test_load_image_file_any_mode(tmp_path, mode):
     elif mode != "RGB":
         im = im.convert(mode)
     im.save(tmp_path / "x.png")
-    out = data.load_image_file(tmp_path / "x.png")
+    out = photos.load_image_file(tmp_path / "x.png")
     assert out.shape == (20, 30, 3) and out.dtype == np.uint8
     if mode == "I;16":
         np.testing.assert_array_equal(out[..., 1], rgb[..., 0])
@@ -120,7 +120,7 @@ def test_load_image_file_any_mode(tmp_path, mode):
 def test_load_image_file_error_names_the_file(tmp_path):
     (tmp_path / "x.png").write_text("text")
     with pytest.raises(data.DataError, match=r"Cannot read image .*x\.png"):
-        data.load_image_file(tmp_path / "x.png")
+        photos.load_image_file(tmp_path / "x.png")
 
 
 # The real TFDS builder path, in a fresh process (mock_data never reaches it): with no

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from tfinpaint import blend, masks
+from tfinpaint import blend, masks, photos
 from tfinpaint.cli import main
 from tfinpaint.export import ExportError, export, poisson_blend
 from tfinpaint.search import SearchSettings, inpaint
@@ -48,7 +48,7 @@ def faces_u8(faces_dir):
     from tfinpaint import data
 
     files = [faces_dir / f"00000{i}.jpg" for i in range(1, 4)]  # held out by the tiny run
-    return np.stack([_u8(data.preprocess_numpy(data.load_image_file(f), "celeba", 32)) for f in files])
+    return np.stack([_u8(data.preprocess_numpy(photos.load_image_file(f), "celeba", 32)) for f in files])
 
 
 def _serve(version_dir, tmp_path, images, masks3, inpaint_settings, z, discriminated) -> dict:

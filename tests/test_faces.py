@@ -126,7 +126,7 @@ def test_unaligned_faces_are_found_aligned_and_filled(unaligned, template, shipp
     photos = [p for p, _, _ in unaligned]
     results = list(fill_lib.fill(photos, shipped, "block", align="on", iterations=10))
     for photo, r in zip(photos, results):
-        hole = r.prepared.mask[..., 0] < 0.5
+        hole = r.hole
         assert r.image.shape == photo.shape and hole.sum() > 1000
         np.testing.assert_array_equal(r.image[~hole], photo[~hole])
 
@@ -159,15 +159,14 @@ def test_every_face_of_a_group_photo_is_filled_or_the_largest(faces_dir, shipped
     photo, _ = paste_face(_face(faces_dir, "000046.jpg"), photo, 2.6, -15.0, (430, 200))
     (both,) = fill_lib.fill([photo], shipped, "block", align="on", iterations=5)
     assert len(both.views) == 2
-    hole = both.prepared.mask[..., 0] < 0.5
-    holes = [v.prepared.mask[..., 0] < 0.5 for v in both.views]
+    holes = [v.fills for v in both.views]
     assert not (holes[0] & holes[1]).any()
     union = holes[0] | holes[1]
     np.testing.assert_array_equal(both.image[~union], photo[~union])
     assert not np.array_equal(both.image[union], photo[union])
     (one,) = fill_lib.fill([photo], shipped, "block", align="on", face="largest", iterations=5)
-    assert len(one.views) == 1 and one.views[0].prepared.frame.side > both.views[1].prepared.frame.side
-    assert hole.sum() == (one.prepared.mask[..., 0] < 0.5).sum()
+    assert len(one.views) == 1 and one.views[0].frame.side > both.views[1].frame.side
+    assert holes[0].sum() == one.hole.sum()
 
 
 def test_no_face_and_too_small_faces_are_one_line_errors_and_the_rest_is_filled(faces_dir, tmp_path):
@@ -194,13 +193,13 @@ def test_auto_aligns_only_what_is_not_laid_out_like_the_training_faces(shipped, 
     celeba = _face(faces_dir, "000042.jpg")
     assert template.error(faces.detector()(celeba)[0], crop_frame(celeba)) <= template.typical
     results = list(fill_lib.fill([celeba, skimage.data.astronaut()], shipped, "block", iterations=2))
-    assert [r.prepared.frame is None for r in results] == [True, False]
+    assert [r.views[0].aligned for r in results] == [False, True]
     assert results[0].warning is None and results[1].warning is None
     (coffee,) = fill_lib.fill([skimage.data.coffee()], shipped, "block", iterations=2)
-    assert coffee.prepared.frame is None
+    assert not coffee.views[0].aligned
     assert coffee.warning == "no face found in image_0: filled the model's centre crop as it is"
     (off,) = fill_lib.fill([skimage.data.astronaut()], shipped, "block", align="off", iterations=2)
-    assert off.prepared.frame is None
+    assert not off.views[0].aligned
 
 
 def test_a_mask_file_is_given_in_the_photos_pixels(shipped, template):
@@ -212,7 +211,7 @@ def test_a_mask_file_is_given_in_the_photos_pixels(shipped, template):
     (r,) = fill_lib.fill([photo], shipped, mask, align="on", iterations=5)
     hole = mask[..., 0] < 0.5
     np.testing.assert_array_equal(r.image[~hole], photo[~hole])
-    missing = np.argwhere(r.prepared.model_mask[..., 0] < 0.5)
+    missing = np.argwhere(r.views[0].mask[..., 0] < 0.5)
     eye = template.landmarks[0] * 64
     assert np.abs(missing.mean(axis=0)[::-1] - eye).max() < 2  # the hole sits on the template's eye
     mask[500:, :20] = 0  # and a hole far from her face

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint import evaluate, masks, search
+from tfinpaint import evaluate, masks, photos, search
 from tfinpaint.search import (
     SearchSettings,
     contextual_loss,
@@ -192,7 +192,7 @@ def face_batch(faces_dir):
     from tfinpaint import data
 
     files = [faces_dir / f"00000{i}.jpg" for i in range(1, 4)]  # held out by the tiny run
-    return np.stack([data.preprocess_numpy(data.load_image_file(f), "celeba", 32) for f in files])
+    return np.stack([data.preprocess_numpy(photos.load_image_file(f), "celeba", 32) for f in files])
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageCms, ImageOps
 
-from tfinpaint import data, faces
+from tfinpaint import data, faces, photos
 from tfinpaint import fill as fill_lib
 from tfinpaint.cli import main
 from tfinpaint.errors import MaskError
@@ -34,13 +34,13 @@ def phone_photo(faces_dir, tmp_path_factory):
 def test_phone_photos_are_read_filled_and_written_as_they_are_shown(tiny_run, phone_photo, tmp_path):
     path, shown, profile = phone_photo
     assert shown.shape == (218, 178, 3)
-    assert data.check_image_file(path) == (178, 218)  # (width, height) as shown, from the header
-    np.testing.assert_array_equal(data.load_image_file(path), shown)
+    assert photos.header_size(path) == (178, 218)  # (width, height) as shown, from the header
+    np.testing.assert_array_equal(photos.load_image_file(path), shown)
     [result] = fill_lib.fill([path], tiny_run, "block", iterations=2)
     assert result.image.shape == shown.shape
-    known = result.prepared.mask[..., 0] > 0.5
+    known = ~result.hole
     np.testing.assert_array_equal(result.image[known], shown[known])
-    [written] = fill_lib.save(result, tmp_path)
+    [(written, _)] = result.save(tmp_path)
     with Image.open(written) as im:
         assert im.size == (178, 218) and im.info.get("icc_profile") == profile  # the colour profile is kept
         assert EXIF_ORIENTATION not in im.getexif()  # written upright: nothing left to turn
@@ -50,7 +50,7 @@ def test_phone_photos_are_read_filled_and_written_as_they_are_shown(tiny_run, ph
 def test_a_face_is_found_on_a_phone_photo_as_it_is_shown(phone_photo):
     path, _, _ = phone_photo
     detect = faces.detector()
-    upright = detect(data.load_image_file(path))
+    upright = detect(photos.load_image_file(path))
     assert len(upright) == 1
     with Image.open(path) as im:
         sideways = detect(np.asarray(im.convert("RGB")))  # the raw pixels, as tfinpaint read them before
@@ -245,7 +245,7 @@ def test_a_mask_with_no_missing_pixel_says_so_and_changes_nothing(tiny_run, face
         in r.output
     )
     np.testing.assert_array_equal(
-        np.asarray(Image.open(tmp_path / "o" / "000001_filled.png")), data.load_image_file(photo)
+        np.asarray(Image.open(tmp_path / "o" / "000001_filled.png")), photos.load_image_file(photo)
     )
 
 
@@ -257,7 +257,7 @@ def test_a_fifo_or_a_looping_link_in_a_folder_is_passed_over(tiny_run, faces_dir
     (folder / "000001.jpg").write_bytes((faces_dir / "000001.jpg").read_bytes())
     os.mkfifo(folder / "pipe.jpg")
     (folder / "loop.jpg").symlink_to(folder / "loop.jpg")
-    assert data.list_images(folder) == [str(folder / "000001.jpg")]
+    assert photos.list_images(folder) == [str(folder / "000001.jpg")]
     r = CliRunner().invoke(
         main, ["fill", str(folder), "--model", str(tiny_run), "--out", str(tmp_path / "o"), "--iterations", "1"]
     )

@@ -149,8 +149,7 @@ def run_fill(
     if result.warning:
         gr.Warning(result.warning)
     view = result.views[0]
-    prep = view.prepared
-    masked = np.where(prep.model_mask > 0.5, images_lib.to_uint8(prep.model_image), 255).astype(np.uint8)
+    masked = np.where(view.mask > 0.5, images_lib.to_uint8(view.image), 255).astype(np.uint8)
     curve = {"iteration": np.arange(1, len(view.history) + 1), "loss": view.history.astype(float)}
     out = Path(tempfile.mkdtemp(prefix="tfinpaint-app-")) / "filled.png"
     images_lib.save_png(out, result.image)

@@ -8,7 +8,6 @@ batches; a file that fails to decode is skipped and counted in one warning.
 from __future__ import annotations
 
 import dataclasses
-import glob as globlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -16,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from tfinpaint import images as images_lib
-from tfinpaint.constants import MAX_PIXELS, PREPROCESS
+from tfinpaint.constants import PREPROCESS
 from tfinpaint.errors import ArgumentError, DataError, first_line
 from tfinpaint.files import is_glob
-from tfinpaint.images import IMAGE_EXTENSIONS
+from tfinpaint.images import IMAGE_EXTENSIONS, Box
+from tfinpaint.photos import list_images
 
 # Share of the width kept by the `celeba` preset: the paper's 108x108 centre of a
 # 178x218 aligned face (54x54 of the half-size copies in ../shared/data).
@@ -79,26 +77,6 @@ def default_holdout(spec: str | Sequence[str]) -> int:
     if name in KNOWN:
         return KNOWN[name][1]
     return 2000 if default_preprocess(spec) == "celeba" else 0
-
-
-def list_images(spec: str | os.PathLike) -> list[str]:
-    """Image files under a folder (recursively) or matching a glob, sorted; only regular files
-    (or links to them), so a FIFO or a link that loops does not stop the rest."""
-    spec = str(spec)
-    if os.path.isdir(spec):  # regular files only: a FIFO or a link to nowhere is no photo
-        found = [
-            path
-            for root, _, names in os.walk(spec)
-            for f in names
-            if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(path := os.path.join(root, f))
-        ]
-    elif os.path.isfile(spec):
-        found = [spec]
-    else:
-        found = [
-            f for f in globlib.glob(spec, recursive=True) if os.path.isfile(f) and f.lower().endswith(IMAGE_EXTENSIONS)
-        ]
-    return sorted(found)
 
 
 def looks_like_path(spec: str) -> bool:
@@ -201,14 +179,14 @@ def preprocess_files(files: Sequence[str | os.PathLike], preset: str, size: int,
     return (np.concatenate(batches) / 127.5 - 1.0).astype(np.float32)
 
 
-def crop_box(height: int, width: int, preset: str) -> tuple[int, int, int, int]:
-    """(top, left, height, width) of the region a preset keeps of an image."""
+def crop_box(height: int, width: int, preset: str) -> Box:
+    """The region a preset keeps of an image."""
     if preset == "svhn":
-        return 0, 0, height, width
+        return Box(0, 0, height, width)
     side = min(height, width)
     if preset == "celeba":
         side = min(side, int(round(width * CELEBA_CROP)))
-    return (height - side) // 2, (width - side) // 2, side, side
+    return Box((height - side) // 2, (width - side) // 2, side, side)
 
 
 def _decode(path: tf.Tensor, channels: int) -> tf.Tensor:
@@ -340,72 +318,6 @@ def epoch_dataset(
 
     ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-
-def _open(path: str | os.PathLike, max_pixels: int) -> Image.Image:
-    """The image, opened (its header read, nothing decoded) and within `max_pixels`.
-
-    Raises:
-        DataError: unreadable, or over the limit.
-    """
-    try:
-        return images_lib.open_image(path, max_pixels)
-    except images_lib.TooLarge as e:
-        raise DataError(f"Image {path} is {e}; pass --max-pixels {e.pixels} to fill it anyway") from None
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise DataError(f"Cannot read image {path}: {e}") from None
-
-
-def check_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
-    """(width, height) of an image as it is shown (its EXIF orientation applied), from its header.
-
-    Raises:
-        DataError: not a readable image, or over `max_pixels`.
-    """
-    with _open(path, max_pixels) as im:
-        turned = im.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn: as shown
-        return (im.height, im.width) if turned else im.size
-
-
-EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a photo is turned to be shown
-
-
-def icc_profile(path: str | os.PathLike) -> bytes | None:
-    """The ICC colour profile embedded in an image file, from its header, or None."""
-    with Image.open(path) as im:
-        return im.info.get("icc_profile") or None
-
-
-GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
-
-
-def is_grayscale(path: str | os.PathLike) -> bool:
-    """Whether an image file is grayscale (1, 8 or 16 bits, with or without alpha), from its header."""
-    with Image.open(path) as im:
-        return im.mode in GRAYSCALE_MODES
-
-
-def load_image_file(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Any image file (grayscale, RGBA, palette, 16-bit) as uint8 RGB `[H, W, 3]`, turned
-    as its EXIF orientation says (how phones store portrait photos): as viewers show it.
-
-    Raises:
-        DataError: unreadable, or over `max_pixels` (checked before decoding).
-    """
-    with _open(path, max_pixels) as im:
-        try:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                top = 65535.0 if arr.max() > 255 else 255.0
-                im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(white, im)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except (OSError, UnidentifiedImageError, ValueError) as e:  # a truncated or damaged file
-            raise DataError(f"Cannot read image {path}: {e}") from None
 
 
 def write_list(path: Path, names: list[str] | tuple[str, ...]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfinpaint import baselines, faces, metrics, store
+from tfinpaint import baselines, faces, metrics, photos, store
 from tfinpaint import data as data_lib
 from tfinpaint import images as images_lib
 from tfinpaint import masks as masks_lib
@@ -37,11 +37,11 @@ def load_images(
         DataError: with a template, a file in which no face is found.
     """
     if template is None:
-        images = [data_lib.preprocess_numpy(data_lib.load_image_file(f), preprocess, size) for f in files]
+        images = [data_lib.preprocess_numpy(photos.load_image_file(f), preprocess, size) for f in files]
         return np.stack(images).astype(np.float32)
     out = []
     for f in files:
-        photo = data_lib.load_image_file(f)
+        photo = photos.load_image_file(f)
         found = faces.detector()(photo)
         if not found:
             raise DataError(f"No face found in {f}")
@@ -125,7 +125,7 @@ def training_images(model: store.Model) -> list[str]:
     if not folders:
         raise DataError(f"The training images of {model.path} ({model.card.dataset or 'unknown'}) cannot be found")
     held = {Path(f).name for f in model.card.heldout}
-    return [f for folder in folders for f in data_lib.list_images(folder) if Path(f).name not in held]
+    return [f for folder in folders for f in photos.list_images(folder) if Path(f).name not in held]
 
 
 def choose_images(data_dir: str | Path, model, n: int) -> tuple[list[str], str]:
@@ -133,7 +133,7 @@ def choose_images(data_dir: str | Path, model, n: int) -> tuple[list[str], str]:
 
     When `data_dir` is the model's training folder, only its held-out images are used.
     """
-    files = data_lib.list_images(data_dir)
+    files = photos.list_images(data_dir)
     if not files:
         raise DataError(f"No images found in {data_dir}")
     folders = [f.resolve() for f in model.card.dataset_folders(_repository(model))]

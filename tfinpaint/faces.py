@@ -27,6 +27,7 @@ from PIL import Image
 from scipy import ndimage
 
 from tfinpaint import images as images_lib
+from tfinpaint.images import Box
 
 # Left and right as seen in the photo (MTCNN's order).
 LANDMARKS = ("left eye", "right eye", "nose", "left mouth corner", "right mouth corner")
@@ -151,8 +152,8 @@ class Frame:
         return cls(similarity(face.landmarks, template.landmarks))
 
     @classmethod
-    def of_box(cls, box: tuple[int, int, int, int]) -> Frame:
-        """The frame of an axis-aligned crop (top, left, height, width)."""
+    def of_box(cls, box: Box) -> Frame:
+        """The frame of an axis-aligned crop."""
         top, left, h, w = box
         return cls(np.array([[1 / w, 0, (0.5 - left) / w], [0, 1 / h, (0.5 - top) / h]]))
 
@@ -174,18 +175,18 @@ class Frame:
         """Which frame points `[n, 2]` lie in the frame, edges included."""
         return ((uv >= 0) & (uv <= 1)).all(axis=1)
 
-    def _pixels(self, window: tuple[int, int, int, int]) -> tuple[tuple[int, int], np.ndarray]:
-        """The shape of a photo window (top, bottom, left, right) and its pixels' (u, v) `[n, 2]`."""
-        top, bottom, left, right = window
-        ys, xs = np.mgrid[top:bottom, left:right]
+    def _pixels(self, window: Box) -> tuple[tuple[int, int], np.ndarray]:
+        """The shape of a photo window and its pixels' (u, v) `[n, 2]`."""
+        ys, xs = np.mgrid[window.slices]
         return ys.shape, self.to_frame(np.stack([xs.ravel(), ys.ravel()], axis=-1))
 
-    def window(self, height: int, width: int) -> tuple[int, int, int, int]:
-        """(top, bottom, left, right) of the photo's pixels the frame touches (may be empty)."""
+    def window(self, height: int, width: int) -> Box:
+        """The photo's pixels the frame touches (may be empty)."""
         corners = self.to_photo(np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float64))
         left, top = np.floor(corners.min(axis=0)).astype(int)
         right, bottom = np.ceil(corners.max(axis=0)).astype(int) + 1
-        return max(top, 0), min(bottom, height), max(left, 0), min(right, width)
+        top, bottom, left, right = max(top, 0), min(bottom, height), max(left, 0), min(right, width)
+        return Box.spanning(top, max(bottom, top), left, max(right, left))
 
     def _samples(self, arrays: list[np.ndarray], modes: list[str], size: int, orders: list[int] | None = None):
         """Samples (bilinear, or `orders` of interpolation) of each `[H, W, C]` array at
@@ -241,17 +242,22 @@ class Frame:
         near_missing = ndimage.minimum_filter(clean, size=3, mode="nearest") == 0
         return np.where(near_missing[..., None], masked, image).astype(np.float32), known
 
-    def place(self, generated: np.ndarray, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """G(z) `[S, S, C]` in [-1, 1] at the photo pixels of `window` (top, bottom, left,
-        right): float64 values on [0, 255], and where the frame covers them (elsewhere the
-        values are meaningless)."""
+    def look(self, photo: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The model's input through the frame: the image (float32 `[S, S, 3]` in [-1, 1],
+        zero in the hole) and the mask `[S, S, 1]`, as `sample_known` sees them."""
+        image, known = self.sample_known(photo, mask, size)
+        return np.where(known > 0.5, image / 127.5 - 1.0, 0.0).astype(np.float32), known
+
+    def place(self, generated: np.ndarray, window: Box) -> tuple[np.ndarray, np.ndarray]:
+        """G(z) `[S, S, C]` in [-1, 1] at the photo pixels of `window`: float64 values on
+        [0, 255], and where the frame covers them (elsewhere the values are meaningless)."""
         shape, uv = self._pixels(window)
         inside = self.inside(uv).reshape(shape)
         n = max(1, math.ceil(self.side))
         grid = np.clip(uv * n - 0.5, 0, n - 1)  # (x, y) in an n x n resize of G(z)
         lo = np.floor(grid.min(axis=0)).astype(int)
         hi = np.minimum(np.ceil(grid.max(axis=0)).astype(int) + 1, n)
-        part = images_lib.resize(generated, n, n, Image.BICUBIC, (lo[1], hi[1], lo[0], hi[0]))
+        part = images_lib.resize(generated, n, n, Image.BICUBIC, Box.spanning(lo[1], hi[1], lo[0], hi[0]))
         values = np.stack(
             [
                 ndimage.map_coordinates(
@@ -268,14 +274,14 @@ class Frame:
         pixel is missing if the frame covers it and the model pixel it falls in is missing."""
         size = model_mask.shape[0]
         out = np.ones((height, width, 1), np.float32)
-        top, bottom, left, right = window = self.window(height, width)
-        if bottom <= top or right <= left:
+        window = self.window(height, width)
+        if not (window.height and window.width):
             return out
         shape, uv = self._pixels(window)
         inside = ((uv >= 0) & (uv < 1)).all(axis=1)  # a pixel on the far edge falls in no model pixel
         idx = np.clip(np.floor(uv * size).astype(int), 0, size - 1)
         missing = inside & (model_mask[idx[:, 1], idx[:, 0], 0] < 0.5)
-        out[top:bottom, left:right, 0] = np.where(missing.reshape(shape), 0.0, 1.0)
+        out[window.slices + (0,)] = np.where(missing.reshape(shape), 0.0, 1.0)
         return out
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -32,18 +33,51 @@ def known(mask) -> np.ndarray:
     return (mask[..., 0] if mask.ndim >= 3 and mask.shape[-1] == 1 else mask) > 0.5
 
 
-def resize(
-    array: np.ndarray, height: int, width: int, resample=Image.BICUBIC, part: tuple[int, int, int, int] | None = None
-) -> np.ndarray:
+class Box(NamedTuple):
+    """A rectangle of pixels: rows `top` to `top + height`, columns `left` to `left + width`
+    (the one rectangle of the package: crops, windows, parts of a resize)."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+    @property
+    def bottom(self) -> int:
+        return self.top + self.height
+
+    @property
+    def right(self) -> int:
+        return self.left + self.width
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """Index an array `[H, W, ...]` with it: `array[box.slices]`."""
+        return np.s_[self.top : self.bottom, self.left : self.right]
+
+    @classmethod
+    def spanning(cls, top: int, bottom: int, left: int, right: int) -> Box:
+        return cls(top, left, bottom - top, right - left)
+
+    def shifted(self, dy: int, dx: int) -> Box:
+        return self._replace(top=self.top + dy, left=self.left + dx)
+
+    def intersection(self, other: Box) -> Box:
+        """The part of both (empty: height or width 0)."""
+        top, left = max(self.top, other.top), max(self.left, other.left)
+        bottom, right = min(self.bottom, other.bottom), min(self.right, other.right)
+        return Box(top, left, max(bottom - top, 0), max(right - left, 0))
+
+
+def resize(array: np.ndarray, height: int, width: int, resample=Image.BICUBIC, part: Box | None = None) -> np.ndarray:
     """Resize a float `[h, w, c]` array channel by channel with Pillow (float32 out).
 
-    `part` (top, bottom, left, right): compute only these rows and columns of the
-    `[height, width]` result (the same values, to float32 rounding), so a small part of a
-    large resize costs only its own size."""
-    top, bottom, left, right = part or (0, height, 0, width)
+    `part`: compute only these rows and columns of the `[height, width]` result (the same
+    values, to float32 rounding), so a small part of a large resize costs only its own size."""
+    top, left, h, w = part or Box(0, 0, height, width)
     sy, sx = array.shape[0] / height, array.shape[1] / width
-    box = (left * sx, top * sy, right * sx, bottom * sy)
-    size = (right - left, bottom - top)
+    box = (left * sx, top * sy, (left + w) * sx, (top + h) * sy)
+    size = (w, h)
     chans = [
         np.asarray(Image.fromarray(array[..., k].astype(np.float32), mode="F").resize(size, resample, box))
         for k in range(array.shape[-1])
