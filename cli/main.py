@@ -16,6 +16,7 @@ import datetime
 import functools
 import math
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -89,6 +90,30 @@ def _start_tensorflow(command: str, verbose: bool) -> None:
     log.unlink()
 
 
+# How the library names a parameter in a message: `name` or `name=VALUE`.
+_PARAMETER = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")
+
+
+def with_flags(message: str, command: click.Command | None = None) -> str:
+    """A library message for the command line: the parameters it names (`max_pixels=N`)
+    become the command's options (`--max-pixels N`); other names are left as they are."""
+    command = command or click.get_current_context().command
+    options = {}
+    for param in command.params:
+        if isinstance(param, click.Option):
+            long = max(param.opts, key=len)
+            options[param.name] = options[long.lstrip("-").replace("-", "_")] = param
+
+    def flag(m: re.Match) -> str:
+        param = options.get(m[1])
+        if param is None:
+            return m[0]
+        long = max(param.opts, key=len)
+        return long if param.is_flag or m[2] in (None, "True") else f"{long} {m[2]}"
+
+    return _PARAMETER.sub(flag, message)
+
+
 def friendly_errors(fn=None, *, check=None):
     """Run a command: expected failures and unexpected ones each become one line. `check`,
     called with the command's options before TensorFlow starts, refuses bad ones at once."""
@@ -106,7 +131,7 @@ def friendly_errors(fn=None, *, check=None):
             _start_tensorflow(ctx.info_name, verbose)
             return fn(*args, **kwargs)
         except TfinpaintError as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(with_flags(str(e), ctx.command)) from None
         except KeyboardInterrupt:
             click.echo("\nInterrupted.", err=True)
             sys.exit(130)
@@ -514,9 +539,9 @@ def fill_command(images, mask_spec, mask_invert, model_spec, out, **options):
                     click.echo(f"{skipping} (--overwrite fills them again)")
             case fill_lib.Failed(message=message):
                 failed += 1
-                click.echo(f"Error: {message}", err=True)
+                click.echo(f"Error: {with_flags(message)}", err=True)
             case fill_lib.Warned(message):
-                click.echo(f"Warning: {message}", err=True)
+                click.echo(f"Warning: {with_flags(message)}", err=True)
             case fill_lib.Written(path):
                 click.echo(f"Wrote {path}")
             case fill_lib.Kept(path):

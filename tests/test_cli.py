@@ -264,6 +264,17 @@ def test_fill_refines_beyond_z_and_keeps_known_pixels(tiny_run, face_png, tmp_pa
         assert r.exit_code == 2 and message in r.output, r.output
 
 
+def test_the_pixel_limit_names_the_option_that_lifts_it(tiny_run, tmp_path):
+    huge = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((20000, 20000), np.uint8)).save(huge)  # 400 megapixels in 0.4 MB
+    r = run("fill", huge, "--model", tiny_run, "--out", tmp_path / "out")
+    assert r.exit_code == 1
+    assert r.output == (
+        f"Error: Image {huge} is 20000x20000 (400.0 megapixels), over the limit of 40 megapixels; "
+        "pass --max-pixels 400000000 to fill it anyway\n"
+    )
+
+
 def test_fill_does_not_overwrite(tiny_run, face_png, tmp_path):
     (tmp_path / "face_filled.png").write_bytes(b"keep me")
     r = run("fill", face_png, "--model", tiny_run, "--out", tmp_path, "--iterations", 1)

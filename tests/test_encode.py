@@ -93,7 +93,7 @@ def test_encoder_training_resumes_where_it_stopped(tiny_run, tmp_path):
 
 
 def test_an_encoder_for_an_export_needs_a_run_dir(tiny_export):
-    with pytest.raises(TrainingError, match=r"is not a training run: pass --run-dir"):
+    with pytest.raises(TrainingError, match=r"is not a training run: pass `run_dir`"):
         train_encoder(EncoderConfig(model=str(tiny_export)), verbose=0)
 
 
@@ -114,7 +114,7 @@ def test_the_search_starts_from_the_encoders_z_unless_asked_for_a_random_one(enc
     # restarts after the first start from random z; the best of them wins
     two = inpaint(images, m, g, d, iterations=0, refine="none", restarts=2, encoder=e, init="encoder")
     assert (two.loss <= start.loss + 1e-4).all()
-    with pytest.raises(ModelError, match=r"^--init encoder needs a model with an encoder"):
+    with pytest.raises(ModelError, match=r"^`init=encoder` needs a model with an encoder"):
         inpaint(images, m, g, d, iterations=0, init="encoder")
 
 

@@ -248,7 +248,7 @@ def _prepared_builder(name: str, data_dir: str | None):
             raise DataError(
                 f"TFDS dataset {name} is not prepared in {builder.data_dir} and cannot be downloaded: "
                 f"{', '.join(h for h, _ in hosts)} cannot be reached from here. Prepare it where there is "
-                f"internet (`tfds build {name} --data_dir DIR`), copy DIR here and pass --data-dir DIR, "
+                f"internet (`tfds build {name} --data_dir DIR`), copy DIR here and pass `data_dir=DIR`, "
                 "or train on a folder of images"
             )
         try:
@@ -257,7 +257,7 @@ def _prepared_builder(name: str, data_dir: str | None):
             raise DataError(
                 f"TFDS dataset {name} is not in {builder.data_dir} and could not be downloaded and prepared "
                 f"({type(e).__name__}: {first_line(e)}). Prepare it where there is internet "
-                f"(`tfds build {name} --data_dir DIR`), copy DIR here and pass --data-dir DIR, "
+                f"(`tfds build {name} --data_dir DIR`), copy DIR here and pass `data_dir=DIR`, "
                 "or train on a folder of images"
             ) from None
     return builder

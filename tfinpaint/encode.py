@@ -92,11 +92,11 @@ def training_source(card: store.ModelCard, dataset: tuple[str, ...] | None) -> d
     recorded = [card.dataset] if isinstance(card.dataset, str) else list(card.dataset)
     if not folders or len(folders) != len(recorded):
         raise TrainingError(
-            f"The model's training data ({', '.join(recorded) or 'none recorded'}) is not here; pass --dataset"
+            f"The model's training data ({', '.join(recorded) or 'none recorded'}) is not here; pass `dataset`"
         )
     source = data_lib.resolve([str(f) for f in folders], card.preprocess, len(card.heldout))
     if sorted(Path(f).name for f in source.heldout) != sorted(Path(f).name for f in card.heldout):
-        raise TrainingError(f"The held-out images of {folders[0]} are not the model card's; pass --dataset")
+        raise TrainingError(f"The held-out images of {folders[0]} are not the model card's; pass `dataset`")
     return source
 
 
@@ -181,7 +181,7 @@ def train_encoder(config: EncoderConfig, verbose: int = 1) -> Path:
     """
     path, card = store.load_card(config.model)
     if config.run_dir is None and not store.is_run(path):
-        raise TrainingError(f"{config.model} is not a training run: pass --run-dir for the run the encoder goes into")
+        raise TrainingError(f"{config.model} is not a training run: pass `run_dir` for the run the encoder goes into")
     run_dir = Path(config.run_dir) if config.run_dir is not None else path
     model = store.load_model(config.model)
     _check_resume(run_dir, config)

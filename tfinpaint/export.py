@@ -302,7 +302,7 @@ def _check_same_model(out: Path, target: Path, card: store.ModelCard, fingerprin
         raise ExportError(
             f"{out} already serves another model (version {max(int(p.name) for p in others)}; its "
             f"{', '.join(differ)} differ): TF Serving would switch to this one at the next version. "
-            "Export to a new base path, or pass --force to add it anyway"
+            "Export to a new base path, or pass `force=True` to add it anyway"
         )
 
 
@@ -328,7 +328,7 @@ def export(
     out = Path(out)
     target = out / str(version)
     if target.exists() and not overwrite:
-        raise ExportError(f"{target} exists; pass --overwrite to replace it, or choose another --version")
+        raise ExportError(f"{target} exists; pass `overwrite=True` to replace it, or choose another `version`")
     fingerprint = weights_fingerprint(model)
     if out.is_dir() and not force:
         recorded = {k: v for k, v in (card_extra or {}).items() if k in IDENTITY}  # as the card will say

@@ -112,7 +112,7 @@ class SearchSettings:
             ModelError: `init="encoder"` and no encoder.
         """
         if self.init == "encoder" and encoder is None:
-            raise ModelError("--init encoder needs a model with an encoder (see tfinpaint train-encoder)")
+            raise ModelError("`init=encoder` needs a model with an encoder (see tfinpaint train-encoder)")
         return encoder is not None and self.init != "random"
 
     @property

@@ -136,8 +136,8 @@ class TrainConfig:
                 given = getattr(self, k)
                 if given is not None and given != v:
                     raise TrainingError(
-                        f"--init {self.init} has {k} {v!r}, not {given!r}: fine-tuning keeps the model's "
-                        f"architecture (leave --{k.replace('_', '-')} out)"
+                        f"`init={self.init}` has {k} {v!r}, not {given!r}: fine-tuning keeps the model's "
+                        f"architecture (leave `{k}` out)"
                     )
         arch = {k: v if getattr(self, k) is None else getattr(self, k) for k, v in arch.items()}
         return dataclasses.replace(
@@ -399,7 +399,7 @@ def _check_resume(run_dir: Path, config: TrainConfig) -> None:
         f"{k}: {old.get(k, defaults[k])!r} -> {new[k]!r}" for k in FIXED_ON_RESUME if old.get(k, defaults[k]) != new[k]
     ]
     if changed:
-        raise TrainingError(f"{run_dir} holds a run with other settings ({'; '.join(changed)}); use another --run-dir")
+        raise TrainingError(f"{run_dir} holds a run with other settings ({'; '.join(changed)}); use another `run_dir`")
 
 
 def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, verbose: int = 1) -> Trainer:
