@@ -13,6 +13,9 @@ requirements = [
 EVAL = ["opencv-python-headless>=4.8", "scikit-image>=0.22"]
 # `tfinpaint app`: the web page (Gradio's image editor, with a brush)
 APP = ["gradio>=5,<7"]
+# `tfinpaint fill --runner ...`: filling on Apache Beam (RunInference; local, Dataflow, Flink, Spark).
+# 2.78 is the one tested here, beside TensorFlow 2.21 (it holds protobuf below 7).
+BEAM = ["apache-beam>=2.78,<3"]
 
 setup(
     name="tfinpaint",
@@ -40,6 +43,7 @@ setup(
     extras_require={
         "eval": EVAL,
         "app": APP,
+        "beam": BEAM,
         # the tests cover every baseline; import-linter holds the modules' one-way flow; the
         # app's browser test drives the system's Chromium with Playwright (no browser download)
         "test": ["pytest>=7", "ruff>=0.4", "import-linter>=2.1", "playwright>=1.40", *EVAL],

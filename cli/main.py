@@ -432,7 +432,8 @@ def _check_fill(images, mask_spec, model_spec, **_):
 
     check_spec(mask_spec)
     _check_model(model_spec)
-    if len(images) == 1 and not is_glob(images[0]) and not Path(images[0]).exists():
+    remote = "://" in images[0]  # on Beam's file systems: the workers look
+    if len(images) == 1 and not remote and not is_glob(images[0]) and not Path(images[0]).exists():
         raise no_such_image(images[0])
 
 
@@ -441,7 +442,7 @@ def _check_fill(images, mask_spec, model_spec, **_):
     help="Fill the holes of images with the trained GAN (the paper's eqs. 2-6). IMAGES are files, folders "
     "(searched recursively; results keep their subfolders under --out) or quoted globs such as 'photos/**/*.jpg'.",
 )
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path())  # str: gs:// stays gs:// for Beam
 @click.option(
     "--mask",
     "mask_spec",
@@ -474,8 +475,8 @@ def _check_fill(images, mask_spec, model_spec, **_):
 )
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
+    type=click.Path(file_okay=False),
+    default=".",
     show_default=True,
     help="Output folder (created if missing).",
 )
@@ -523,9 +524,26 @@ def _check_fill(images, mask_spec, model_spec, **_):
     show_default=True,
     help="Refuse photos with more pixels than this (checked before any work).",
 )
+@click.option(
+    "--runner",
+    default=None,
+    help="Fill on Apache Beam with this runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner; "
+    "needs the beam extra): IMAGES and --out may then be gs:// or s3:// paths too.",
+)
+@click.option(
+    "--pipeline-options",
+    default="",
+    help="With --runner: Beam's pipeline options, quoted as one string, e.g. "
+    "'--direct_num_workers=2 --direct_running_mode=multi_processing' or '--project P --region R ...'.",
+)
 @friendly_errors(check=_check_fill)
-def fill_command(images, mask_spec, mask_invert, model_spec, out, **options):
+def fill_command(images, mask_spec, mask_invert, model_spec, out, runner, pipeline_options, **options):
     from tfinpaint import fill as fill_lib
+
+    if runner is not None:
+        return _fill_on_beam(images, mask_spec, mask_invert, model_spec, out, runner, pipeline_options, **options)
+    if pipeline_options:
+        raise click.UsageError("--pipeline-options goes with --runner")
 
     progress, failed, todo = _BatchProgress(), 0, 0
     events = fill_lib.fill_into(images, out, model_spec, mask_spec, invert=mask_invert, progress=progress, **options)
@@ -550,6 +568,31 @@ def fill_command(images, mask_spec, mask_invert, model_spec, out, **options):
         raise click.ClickException(f"{failed} of {todo} photos could not be filled (see above); the others were")
     if failed:
         click.get_current_context().exit(1)
+
+
+def _fill_on_beam(images, mask_spec, mask_invert, model_spec, out, runner, pipeline_options, **options):
+    import logging
+    import shlex
+
+    from tfinpaint import beam as beam_lib
+
+    logging.basicConfig(format="%(message)s", level=logging.WARNING)
+    for name in ("apache_beam.runners.portability.portable_runner", "apache_beam.runners.dataflow.dataflow_runner"):
+        logging.getLogger(name).setLevel(logging.INFO)  # the job's state, and where to watch it
+    logging.getLogger("apache_beam.ml.inference.base").setLevel(logging.ERROR)  # per-bundle memory notes
+    args = ["--runner", runner, *shlex.split(pipeline_options)]
+    click.echo(f"Filling on Apache Beam ({runner}) into {out}")
+    counts = beam_lib.run(
+        [str(i) for i in images], str(out), model_spec, mask_spec, pipeline_args=args, invert=mask_invert, **options
+    )
+    click.echo(
+        f"Filled {counts.filled}, kept {counts.kept} (written meanwhile), skipped {counts.skipped} "
+        f"(filled before), failed {counts.failed}"
+    )
+    if counts.failed:
+        failures = f"{out}/{beam_lib.FAILURES}-*.jsonl"
+        some = f"{counts.failed} photo{'s' if counts.failed > 1 else ''}"
+        raise click.ClickException(f"{some} could not be filled: see {failures}; the others were")
 
 
 class _BatchProgress:

@@ -249,6 +249,7 @@ def fill(
     align: str = "auto",
     face: str = "all",
     errors: str = "raise",
+    indices: Sequence[int] | None = None,
     **options,
 ) -> Iterator[FilledPhoto | Failed]:
     """Fill the holes of photos with the model, a batch at a time; yields one result per photo.
@@ -277,6 +278,9 @@ def fill(
         errors: `raise` stops at the first photo that cannot be filled (damaged, no face,
             faces too small, a hole outside every view); `report` yields a `Failed` for it
             and goes on.
+        indices: each photo's place in the whole job, which seeds its generated mask
+            (default: its place in `photos`), so that a share of a job filled apart (a
+            Beam worker's batch, say) gets the masks the whole job would give it.
 
     Yields:
         `FilledPhoto`s (and, with `errors="report"`, `Failed`s), in the order of `photos`.
@@ -293,6 +297,8 @@ def fill(
     settings = _settings(model, settings, seed, options)
     mask_options = {k: v for k, v in options.items() if k in MASK_OPTIONS and v is not None}
     photos = photos_lib.expand(photos)
+    if indices is not None and len(indices) != len(photos):
+        raise ArgumentError(f"Expected an index for each of the {len(photos)} photos, got {len(indices)}")
     check(photos, mask, max_pixels, model.preprocess, model.image_size)
     job = _Job(model, mask, settings, blend, seed, invert, max_pixels, align, face, mask_options, progress)
 
@@ -300,7 +306,7 @@ def fill(
     queue: list[tuple[int, _Pending, int]] = []
     for i, spec in enumerate(photos):
         try:
-            pending = job.look(i, spec)
+            pending = job.look(i if indices is None else indices[i], spec)
         except (DataError, MaskError) as e:  # damaged (the header was fine), no face, a hole outside
             if errors == "raise":
                 raise

@@ -5,6 +5,7 @@ Numpy and Pillow only. Model images are float in [-1, 1]; photos and files are u
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from typing import NamedTuple
@@ -144,6 +145,14 @@ def save_png(
 
     Returns False, writing nothing, if `replace` is off and `path` exists.
     """
+    data = png_bytes(image, icc_profile)
+    return files.write_atomically(path, lambda tmp: tmp.write_bytes(data), replace=replace)
+
+
+def png_bytes(image: np.ndarray, icc_profile: bytes | None = None) -> bytes:
+    """A uint8 image `[H, W, C]` (C = 1 or 3) encoded as PNG, with `icc_profile` if given."""
     picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
     extra = {"icc_profile": icc_profile} if icc_profile else {}
-    return files.write_atomically(path, lambda tmp: picture.save(tmp, format="PNG", **extra), replace=replace)
+    out = io.BytesIO()
+    picture.save(out, format="PNG", **extra)
+    return out.getvalue()

@@ -1,0 +1,109 @@
+"""`tfinpaint fill --runner`: the fill on Apache Beam's DirectRunner with two worker
+processes, checked against the one-process fill byte for byte (the beam extra; skipped
+without it)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("apache_beam", reason="the beam extra is not installed (pip install -e '.[beam]')")
+
+from tfinpaint import fill as fill_lib  # noqa: E402
+from tfinpaint.beam import FAILURES, LISTING  # noqa: E402
+
+FACES = 24
+OPTIONS = ["--mask", "random", "--iterations", "2", "--align", "off", "--panel", "--batch-size", "4"]
+WORKERS = "--direct_num_workers=2 --direct_running_mode=multi_processing"
+
+
+@pytest.fixture(scope="module")
+def folder(faces_dir, tmp_path_factory):
+    """24 real faces in two folders, and a damaged JPEG among them."""
+    root = tmp_path_factory.mktemp("beam_photos")
+    names = sorted(p.name for p in faces_dir.glob("*.jpg"))[100 : 100 + FACES]
+    for k, name in enumerate(names):
+        sub = root / ("a" if k % 2 else "b")
+        sub.mkdir(exist_ok=True)
+        (sub / name).write_bytes((faces_dir / name).read_bytes())
+    whole = (faces_dir / names[0]).read_bytes()
+    (root / "a" / "damaged.jpg").write_bytes(whole[: len(whole) // 2])  # its header is fine, its pixels cut
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(folder, tmp_path_factory):
+    """What `tfinpaint fill` writes in one process."""
+    out = tmp_path_factory.mktemp("reference")
+    events = list(
+        fill_lib.fill_into(
+            [folder], out, "celeba64", "random", iterations=2, align="off", panel=True, batch_size=4
+        )
+    )
+    assert sum(isinstance(e, fill_lib.Failed) for e in events) == 1
+    return out
+
+
+def _command(folder, out):
+    return [sys.executable, "-m", "tfinpaint.cli", "fill", str(folder), *OPTIONS, "--out", str(out)]
+
+
+def _beam(folder, out, **popen):
+    command = [*_command(folder, out), "--runner", "DirectRunner", "--pipeline-options", WORKERS]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def _results(out):
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.png"))}
+
+
+def test_beam_fills_what_fill_fills_byte_for_byte_and_reports_the_damaged(folder, reference, tmp_path):
+    out = tmp_path / "beam"
+    run = _beam(folder, out)
+    output = run.communicate(timeout=600)[0]
+    assert run.returncode == 1, output
+    lines = output.splitlines()
+    assert f"Filled {FACES}, kept 0 (written meanwhile), skipped 0 (filled before), failed 1" in lines
+    expected = _results(reference)
+    assert len(expected) == 2 * FACES  # results and panels
+    assert _results(out) == expected
+    (failures,) = out.glob(f"{FAILURES}-*.jsonl")
+    (record,) = [json.loads(line) for line in failures.read_text().splitlines()]
+    assert record["photo"] == str(folder / "a" / "damaged.jpg")
+    assert record["reason"].startswith(f"Cannot read image {folder / 'a' / 'damaged.jpg'}: image file is truncated")
+    assert lines[-1] == f"Error: 1 photo could not be filled: see {out}/{FAILURES}-*.jsonl; the others were"
+
+    # a second run writes nothing: every result is there
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    again = _beam(folder, out)
+    output = again.communicate(timeout=600)[0]
+    assert f"Filled 0, kept 0 (written meanwhile), skipped {FACES} (filled before), failed 1" in output.splitlines()
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps
+
+
+def test_a_beam_run_killed_midway_completes_when_run_again(folder, reference, tmp_path):
+    out = tmp_path / "killed"
+    run = _beam(folder, out, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while len(list(out.rglob("*_filled.png"))) < 4 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGKILL)  # the driver and both workers, mid-write perhaps
+    run.wait()
+    before = _results(out)
+    assert 4 <= len(before) < 2 * FACES, "the run ended before it could be killed midway"
+    for name, data in before.items():  # nothing half-written: every file there is whole
+        assert data == reference.joinpath(name).read_bytes(), name
+    rerun = _beam(folder, out)
+    output = rerun.communicate(timeout=600)[0]
+    assert rerun.returncode == 1, output
+    assert _results(out) == _results(reference)
+    visible = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert sorted(p.suffix for p in visible) == [".jsonl"] + [".png"] * (2 * FACES)
+    assert (out / LISTING).is_file() and not list(out.rglob(".*.tmp"))  # the killed writers' temporaries are gone
+    assert np.asarray(Image.open(next(out.rglob("*_filled.png")))).dtype == np.uint8
