@@ -161,9 +161,9 @@ def test_in_graph_poisson_agrees_with_scipy(rng):
 
 
 def test_readme_request_bodies_run_through_the_signatures(tiny_export, tmp_path, monkeypatch):
-    """Builds each REST body exactly as the README does, then calls its signature with it.
-    The tiny model is 32x32 with 16 latents, so the README's sizes are scaled to it."""
-    readme = (ROOT / "README.md").read_text()
+    """Builds each REST body exactly as the serving guide does, then calls its signature with
+    it. The tiny model is 32x32 with 16 latents, so the guide's sizes are scaled to it."""
+    readme = (ROOT / "docs" / "serving.md").read_text()
     blocks = re.findall(r"<!-- request: (\w+) -->\n```python\n(.*?)```", readme, re.S)
     assert [name for name, _ in blocks] == ["serving_default", "inpaint", "generate", "discriminate"]
     model = tf.saved_model.load(str(tiny_export / "1"))
