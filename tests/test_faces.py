@@ -1,6 +1,7 @@
 """Faces in the wild: detection, the model's frame laid on a face, and filling unaligned
 photos at their full resolution with the shipped face model (issue 12)."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -252,7 +253,7 @@ def test_a_damaged_face_template_is_a_one_line_model_error(template):
 
     card = store.ModelCard.from_dict({"format": store.EXPORT_FORMAT, "image_size": 64, "latent_dim": 100})
     assert card.face_template() is None and "faces" not in card.to_dict()
-    card.faces = template.to_dict()
+    card = dataclasses.replace(card, faces=template.to_dict())
     np.testing.assert_allclose(store.ModelCard.from_dict(card.to_dict()).face_template().landmarks, template.landmarks)
     del card.faces["typical"]
     with pytest.raises(ModelError, match=r"^The model card's faces entry is damaged \(KeyError: 'typical'\)$"):

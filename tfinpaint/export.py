@@ -343,21 +343,17 @@ def export(
     tmp.mkdir()
     try:
         tf.saved_model.save(module, str(tmp), signatures=module.signatures())
+        extra = {
+            **model.card.extra,
+            "version": version,
+            "weights_sha256": fingerprint,
+            "mask": "float32 [N, H, W, 1]: 1 = known pixel, 0 = missing",
+            **(card_extra or {}),
+        }
+        data = {key: extra.pop(key) for key in ("dataset", "heldout") if key in extra}  # card_extra may replace them
         card = dataclasses.replace(
-            model.card,
-            format=store.EXPORT_FORMAT,
-            search=dataclasses.asdict(settings),
-            extra={
-                **model.card.extra,
-                "version": version,
-                "weights_sha256": fingerprint,
-                "mask": "float32 [N, H, W, 1]: 1 = known pixel, 0 = missing",
-                **(card_extra or {}),
-            },
+            model.card, format=store.EXPORT_FORMAT, search=dataclasses.asdict(settings), extra=extra, **data
         )
-        for key in ("dataset", "heldout"):  # card_extra may replace the recorded data
-            if key in card.extra:
-                setattr(card, key, card.extra.pop(key))
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)

@@ -133,9 +133,10 @@ def check_card(data: dict, where: str) -> None:
                 raise ModelError(f"{where}: {prefix}{key} must be {what}, got {json.dumps(values[key])}")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ModelCard:
-    """What a model is and how it was made; `model.json` beside the weights.
+    """What a model is and how it was made; `model.json` beside the weights. Frozen: a
+    changed card is a new one (`dataclasses.replace`), written whole (`write`).
 
     Attributes:
         format: `tfinpaint-run/1` or `tfinpaint-export/1`.
@@ -288,6 +289,7 @@ def load_model(spec: str | os.PathLike | None = None) -> Model:
     if is_run(path):
         g, d = _load_keras(path / "generator.keras"), _load_keras(path / "discriminator.keras")
         e = _load_keras(path / "encoder.keras") if card.encoder else None
+        _check_matches(path, card, g, d)
         return Model(g, d, card, path, e)
     g, d, e = _load_export(path, card)
     return Model(g, d, card, path, e)
@@ -305,6 +307,19 @@ def _load_keras(path: Path) -> keras.Model:
                 "a tfinpaint model holds none, so it was not written by tfinpaint"
             ) from None
         raise ModelError(f"{path} is damaged and cannot be loaded ({type(e).__name__})") from None
+
+
+def _check_matches(path: Path, card: ModelCard, g: keras.Model, d: keras.Model) -> None:
+    """Refuse a run whose generator and discriminator are not the models its card describes
+    (files copied in from another run, say): the search, the export and the encoder all
+    build from the card."""
+    for model, what in ((g, "generator"), (d, "discriminator")):
+        for key in ("latent_dim", "image_size", "channels", "width"):
+            value, expected = getattr(model, key, None), getattr(card, key)
+            if value is not None and value != expected:
+                raise ModelError(
+                    f"{path} does not match its model card: its {what}'s {key} is {value}, the card says {expected}"
+                )
 
 
 def latest_version(base: str | os.PathLike) -> Path:
