@@ -161,5 +161,5 @@ def test_tfds_builder_without_data_or_network_says_where_to_put_it(tmp_path, nam
     assert "Downloading and preparing" not in p.stdout + p.stderr  # said before TFDS starts
     assert message.endswith(
         f"Prepare it where there is internet (`tfds build {name} --data_dir DIR`), copy DIR here and pass "
-        "--data-dir DIR, or train on a folder of images"
+        "`data_dir=DIR`, or train on a folder of images"  # the command line says --data-dir DIR (test_inputs)
     )
