@@ -1,8 +1,8 @@
 """`tfinpaint fill` on Apache Beam: the same fills, by as many workers as a runner gives.
 
-    photos = list_photos(["gs://bucket/photos/**/*.jpg"], out)   # on the driver, once
+    listing = list_photos(["gs://bucket/photos/**/*.jpg"], "gs://bucket/filled")  # on the driver, once
     with beam.Pipeline(options=...) as p:
-        FillPhotos(photos, "gs://bucket/filled", model="celeba64", mask="block").expand_from(p)
+        p | FillPhotos(listing, "gs://bucket/filled", model="celeba64", mask="block")
 
 The driver lists the photos once, as `tfinpaint fill` expands its arguments (the same order,
 so each photo keeps the index that seeds its generated mask), into a listing file beside the
