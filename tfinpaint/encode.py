@@ -33,8 +33,8 @@ from tfinpaint import data as data_lib
 from tfinpaint import masks as masks_lib
 from tfinpaint import store
 from tfinpaint.errors import TrainingError
+from tfinpaint.losses import contextual_loss, perceptual_loss
 from tfinpaint.models import build_encoder
-from tfinpaint.search import contextual_loss, perceptual_loss
 
 MASK_BANK = 8192  # masks made once per run; each step draws from them, rotated and flipped
 # Settings a resumed encoder run must keep.

@@ -30,8 +30,8 @@ import tensorflow as tf
 from tfinpaint import blend as blend_lib
 from tfinpaint.constants import BLENDS, INITS, REFINES
 from tfinpaint.errors import ArgumentError, ModelError
+from tfinpaint.losses import contextual_loss, importance_weights, perceptual_loss
 
-WINDOW = 7  # the CVPR version's importance-weighting window
 ADAM_BETA2 = 0.999
 ADAM_EPSILON = 1e-7  # Keras's defaults
 REFINE_LR = {"generator": 1e-4, "features": 0.01}  # chosen on faces 000001-000016 (README)
@@ -183,49 +183,7 @@ def per_image(fn, *batches, outputs: int = 1):
     )
 
 
-# --- losses ------------------------------------------------------------------------
-
-
-def importance_weights(masks: tf.Tensor, window: int = WINDOW) -> tf.Tensor:
-    """CVPR 2017 weights `[N, H, W, 1]`: at known pixels, the share of missing pixels in
-    the `window` x `window` neighbourhood (inside the image); 0 in the hole.
-    """
-    masks = tf.convert_to_tensor(masks, tf.float32)
-    share_missing = tf.nn.avg_pool2d(1.0 - masks, window, strides=1, padding="SAME")
-    return masks * share_missing
-
-
-def contextual_loss(
-    generated: tf.Tensor, images: tf.Tensor, masks: tf.Tensor, weights: tf.Tensor | None = None
-) -> tf.Tensor:
-    """Eq. 2: ||W * M * (G(z) - y)||_1 per image.
-
-    Args:
-        generated: G(z) `[N, H, W, C]` in [-1, 1].
-        images: y `[N, H, W, C]` in [-1, 1]; its hole is never read (multiplied by 0
-            and replaced, so NaNs there do no harm).
-        masks: `[N, H, W, 1]`, 1 = known.
-        weights: optional `[N, H, W, 1]` importance weights (default: M itself).
-
-    Returns:
-        `[N]` float32, >= 0.
-    """
-    known = masks > 0.5
-    images = tf.where(known, images, tf.zeros_like(images))
-    w = masks if weights is None else weights
-    return tf.reduce_sum(tf.abs(w * (generated - images)), axis=[1, 2, 3])
-
-
-def perceptual_loss(logits: tf.Tensor) -> tf.Tensor:
-    """Eq. 3: log(1 - D(G(z))) per image, as -softplus(logit) so it never overflows.
-
-    Args:
-        logits: D's logits `[N, 1]` or `[N]`.
-
-    Returns:
-        `[N]` float32, <= 0.
-    """
-    return -tf.nn.softplus(tf.reshape(logits, [-1]))
+# --- the loss of eq. 4 on an image drawn ------------------------------------------
 
 
 def fit_loss(generated, discriminator, images, masks, weights, lam):

@@ -27,6 +27,7 @@ from tfinpaint import faces, store
 from tfinpaint import images as images_lib
 from tfinpaint.constants import LOSSES, STRATEGIES
 from tfinpaint.errors import TrainingError
+from tfinpaint.losses import discriminator_loss, generator_loss
 from tfinpaint.models import Generator, build_pair
 
 # Settings that must not change when a run is resumed: they shape the weights or the data.
@@ -157,24 +158,6 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise TrainingError(f"Unknown strategy {name!r}; expected one of {STRATEGIES}")
-
-
-def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor, loss: str = "bce") -> tf.Tensor:
-    """Per-example D loss `[batch]` from logits `[batch, 1]`: -log D(x) - log(1 - D(G(z)))
-    (`bce`), or relu(1 - D(x)) + relu(1 + D(G(z))) on the logits (`hinge`)."""
-    if loss == "hinge":
-        return tf.reshape(tf.nn.relu(1.0 - real_logits) + tf.nn.relu(1.0 + fake_logits), [-1])
-    real = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits)
-    fake = tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits)
-    return tf.reshape(real + fake, [-1])
-
-
-def generator_loss(fake_logits: tf.Tensor, loss: str = "bce") -> tf.Tensor:
-    """Per-example G loss `[batch]` from logits `[batch, 1]`: the non-saturating -log D(G(z))
-    (`bce`), or -D(G(z)) on the logits (`hinge`)."""
-    if loss == "hinge":
-        return tf.reshape(-fake_logits, [-1])
-    return tf.reshape(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits), [-1])
 
 
 class Trainer:
