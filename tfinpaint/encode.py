@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from tfinpaint import store
 from tfinpaint.errors import TrainingError
 from tfinpaint.losses import contextual_loss, perceptual_loss
 from tfinpaint.models import build_encoder
+from tfinpaint.runloop import Loop
 
 MASK_BANK = 8192  # masks made once per run; each step draws from them, rotated and flipped
 # Settings a resumed encoder run must keep.
@@ -201,31 +201,27 @@ def train_encoder(config: EncoderConfig, verbose: int = 1) -> Path:
     step = int(trainer.step.numpy())
     seconds = _partial_seconds(run_dir) if step else 0.0  # training time before this session
     tic = time.perf_counter()
-    while step < config.steps:
-        epoch, k = divmod(step, steps_per_epoch)
-        todo = min(steps_per_epoch - k, config.steps - step)
-        ds = data_lib.epoch_dataset(base, count, config.batch_size, epoch, config.seed + 1).skip(k).take(todo)
-        bar = (
-            keras.utils.Progbar(todo, verbose=verbose, stateful_metrics=["loss", "pixel", "context"])
-            if verbose
-            else None
-        )
-        if verbose:
-            epochs = math.ceil(config.steps / steps_per_epoch)
-            print(f"Encoder epoch {epoch + 1}/{epochs} (steps {step + 1}-{step + todo} of {config.steps})")
-        for i, batch in enumerate(ds):
-            out = {k: float(v) for k, v in trainer._step(batch, tf.constant(step, tf.int64)).items()}
-            if not all(math.isfinite(v) for v in out.values()):
-                raise TrainingError(
-                    f"The encoder's loss became NaN or Inf at step {step + 1}; its last checkpoint is kept"
-                )
-            step += 1
-            trainer.step.assign(step)
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                manager.save(checkpoint_number=step)
-                _write_partial_seconds(run_dir, seconds + time.perf_counter() - tic)
-            if bar:
-                bar.update(i + 1, [("loss", out["loss"]), ("pixel", out["pixel"]), ("context", out["context"])])
+
+    def after_step(step: int, values: dict[str, float], rate: float) -> None:
+        trainer.step.assign(step)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            manager.save(checkpoint_number=step)
+            _write_partial_seconds(run_dir, seconds + time.perf_counter() - tic)
+
+    loop = Loop(
+        config.steps,
+        steps_per_epoch,
+        lambda epoch, skip, take: (
+            data_lib.epoch_dataset(base, count, config.batch_size, epoch, config.seed + 1).skip(skip).take(take)
+        ),
+        lambda batch, step: {k: float(v) for k, v in trainer._step(batch, tf.constant(step, tf.int64)).items()},
+        shown=("loss", "pixel", "context"),
+        title="Encoder epoch",
+        nan=lambda step, _: f"The encoder's loss became NaN or Inf at step {step}; its last checkpoint is kept",
+        batch_size=config.batch_size,
+        verbose=verbose,
+    )
+    loop.run(step, after_step)
     seconds += time.perf_counter() - tic
     _save(run_dir, path, model, card, trainer, count, seconds)
     return run_dir

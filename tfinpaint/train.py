@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -29,6 +28,7 @@ from tfinpaint.constants import LOSSES, STRATEGIES
 from tfinpaint.errors import TrainingError
 from tfinpaint.losses import discriminator_loss, generator_loss
 from tfinpaint.models import Generator, build_pair
+from tfinpaint.runloop import Loop
 
 # Settings that must not change when a run is resumed: they shape the weights or the data.
 FIXED_ON_RESUME = (
@@ -454,53 +454,50 @@ def _train(trainer: Trainer, config: TrainConfig, source, run_dir: Path, write_d
             print(f"Starting from {config.init}'s G and D")
     writer = tf.summary.create_file_writer(str(write_dir / "logs"))
     strategy = trainer.strategy
-    start_step = _step(trainer)
     t_start = time.perf_counter()
     seconds = _elapsed(run_dir)
 
-    step = start_step
-    while step < total:
-        epoch, k = divmod(step, steps_per_epoch)
-        ds = data_lib.epoch_dataset(base, count, config.batch_size, epoch, config.seed).skip(k)
-        todo = min(steps_per_epoch - k, total - step)
-        ds = strategy.experimental_distribute_dataset(ds.take(todo))
-        bar = (
-            keras.utils.Progbar(todo, verbose=verbose, stateful_metrics=["d_loss", "g_loss", "img/s"])
-            if verbose
-            else None
-        )
-        if verbose:
-            print(f"Epoch {epoch + 1}/{math.ceil(total / steps_per_epoch)} (steps {step + 1}-{step + todo} of {total})")
-        tic = time.perf_counter()
-        for i, batch in enumerate(ds):
-            losses = trainer.train_step(batch, step)
-            if not all(math.isfinite(v) for v in losses.values()):
-                raise TrainingError(
-                    f"Loss became NaN or Inf at step {step + 1} ({_fmt(losses)}); "
-                    f"the last good checkpoint in {run_dir / 'checkpoints'} is kept"
-                )
-            step += 1
-            trainer.step.assign(step)
-            rate = (i + 1) * config.batch_size / (time.perf_counter() - tic)
-            if step % config.log_every == 0:
-                with writer.as_default(step=step):
-                    for name, v in losses.items():
-                        tf.summary.scalar(name, v)
-                    tf.summary.scalar("images_per_second", rate)
-            if step % config.checkpoint_every == 0:
-                manager.save(checkpoint_number=step)
-            if bar:
-                bar.update(i + 1, [("d_loss", losses["d_loss"]), ("g_loss", losses["g_loss"]), ("img/s", rate)])
-        epoch_done = step % steps_per_epoch == 0
+    def batches(epoch: int, skip: int, take: int):
+        ds = data_lib.epoch_dataset(base, count, config.batch_size, epoch, config.seed).skip(skip)
+        return strategy.experimental_distribute_dataset(ds.take(take))
+
+    def after_step(step: int, losses: dict[str, float], rate: float) -> dict[str, float]:
+        trainer.step.assign(step)
+        if step % config.log_every == 0:
+            with writer.as_default(step=step):
+                for name, v in losses.items():
+                    tf.summary.scalar(name, v)
+                tf.summary.scalar("images_per_second", rate)
+        if step % config.checkpoint_every == 0:
+            manager.save(checkpoint_number=step)
+        return {"img/s": rate}
+
+    def after_epoch(step: int) -> None:
         if step % config.checkpoint_every != 0:
             manager.save(checkpoint_number=step)
-        if epoch_done:
+        if step % steps_per_epoch == 0:  # a whole epoch: samples from the recalibrated G
             trainer.recalibrate(_real_batches(base, count, config))
             grid = trainer.sample_grid()
             if chief:
                 images_lib.save_png(run_dir / "samples" / f"epoch_{step // steps_per_epoch:03d}.png", grid)
             with writer.as_default(step=step):
                 tf.summary.image("samples", grid[None], max_outputs=1)
+
+    loop = Loop(
+        total,
+        steps_per_epoch,
+        batches,
+        trainer.train_step,
+        shown=("d_loss", "g_loss", "img/s"),
+        title="Epoch",
+        nan=lambda step, losses: (
+            f"Loss became NaN or Inf at step {step} ({_fmt(losses)}); "
+            f"the last good checkpoint in {run_dir / 'checkpoints'} is kept"
+        ),
+        batch_size=config.batch_size,
+        verbose=verbose,
+    )
+    step = loop.run(_step(trainer), after_step, after_epoch)
     writer.flush()
     seconds += time.perf_counter() - t_start
     trainer.recalibrate(_real_batches(base, count, config))
