@@ -330,3 +330,19 @@ def test_a_mistyped_option_of_fill_is_refused_not_dropped(tiny_run, faces_dir):
 
     with pytest.raises(TfinpaintError, match="Unknown option 'iteration' of fill: expected a search setting"):
         next(fill_lib.fill([faces_dir / "000001.jpg"], tiny_run, "examples/astronaut.png", iteration=3))
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ({"missing": 1.5}, "missing must be a share between 0 and 1, got 1.5"),
+        ({"side": "middle"}, r"side must be one of \('left', 'right', 'top', 'bottom'\), got 'middle'"),
+        ({"block_size": 0}, "block_size must be a whole number of at least 1, got 0"),
+        ({"block_size": 33}, r"block_size must be at most the model's side \(32\), got 33"),
+    ],
+)
+def test_a_bad_mask_option_is_refused_once_before_any_photo(tiny_run, faces_dir, option, message):
+    """Not one failure per photo (with errors="report" each photo's mask would fail alone)."""
+    photos = [faces_dir / "000001.jpg", faces_dir / "000002.jpg"]
+    with pytest.raises(MaskError, match=f"^{message}$"):
+        next(fill_lib.fill(photos, tiny_run, "random", errors="report", iterations=1, **option))

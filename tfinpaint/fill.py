@@ -164,7 +164,7 @@ class _Job:
     max_pixels: int
     align: str
     face: str
-    mask_options: dict
+    mask_options: masks_lib.MaskOptions
     progress: Progress | None
 
     def look(self, index: int, spec: PhotoSpec) -> _Pending:
@@ -173,7 +173,8 @@ class _Job:
         size, preprocess = self.model.image_size, self.model.preprocess
         template = self.model.card.face_template()
         frames, warning = views_lib.frames(photo.pixels, size, preprocess, template, self.align, self.face, photo.label)
-        options = dict(seed=self.seed, invert=self.invert, max_pixels=self.max_pixels, **self.mask_options)
+        options = dict(seed=self.seed, invert=self.invert, max_pixels=self.max_pixels)
+        options.update(dataclasses.asdict(self.mask_options))
         mask = views_lib.photo_mask(self.mask, index, photo, frames, size, **options)
         holes = views_lib.assign_hole(mask, frames, photo.label, preprocess)
         keep = [k for k, hole in enumerate(holes) if hole.any()] or [0]
@@ -295,7 +296,8 @@ def fill(
     if align == "on" and model.card.face_template() is None:
         raise ModelError(f"Model {model.path} is not a face model (its card has no landmark template): it cannot align")
     settings = _settings(model, settings, seed, options)
-    mask_options = {k: v for k, v in options.items() if k in MASK_OPTIONS and v is not None}
+    mask_options = masks_lib.MaskOptions(**{k: v for k, v in options.items() if k in MASK_OPTIONS and v is not None})
+    mask_options.check(model.image_size)  # once, before any photo: not as many failures as photos
     photos = photos_lib.expand(photos)
     if indices is not None and len(indices) != len(photos):
         raise ArgumentError(f"Expected an index for each of the {len(photos)} photos, got {len(indices)}")

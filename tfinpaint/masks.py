@@ -7,6 +7,7 @@ inverted. A folder of mask files gives each image the mask with its file name.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -20,6 +21,32 @@ from tfinpaint.errors import MaskError
 from tfinpaint.images import IMAGE_EXTENSIONS
 
 KINDS = MASK_KINDS
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskOptions:
+    """How the generated kinds are made, checked once when made: the `block`'s side in
+    model pixels (None: half the model's side), the share of pixels `random` leaves
+    missing, and the side `half` leaves missing."""
+
+    block_size: int | None = None
+    missing: float = 0.8
+    side: str = "left"
+
+    def __post_init__(self):
+        if self.block_size is not None and (
+            isinstance(self.block_size, bool) or not isinstance(self.block_size, int) or self.block_size < 1
+        ):
+            raise MaskError(f"block_size must be a whole number of at least 1, got {self.block_size!r}")
+        if isinstance(self.missing, bool) or not isinstance(self.missing, (int, float)) or not 0 <= self.missing <= 1:
+            raise MaskError(f"missing must be a share between 0 and 1, got {self.missing!r}")
+        if self.side not in SIDES:
+            raise MaskError(f"side must be one of {SIDES}, got {self.side!r}")
+
+    def check(self, size: int) -> None:
+        """Refuse a block larger than the model's side."""
+        if self.block_size is not None and self.block_size > size:
+            raise MaskError(f"block_size must be at most the model's side ({size}), got {self.block_size}")
 
 
 def block(size: int, block_size: int | None = None) -> np.ndarray:
