@@ -55,7 +55,9 @@ def _command(folder, out):
 
 
 def _beam(folder, out, **popen):
-    command = [*_command(folder, out), "--runner", "DirectRunner", "--pipeline-options", WORKERS]
+    """The Beam form, given the photos as the quoted glob 'FOLDER/**/*.jpg' (the reference
+    was given the folder: the two name every result alike)."""
+    command = [*_command(folder / "**" / "*.jpg", out), "--runner", "DirectRunner", "--pipeline-options", WORKERS]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
