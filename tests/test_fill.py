@@ -291,3 +291,13 @@ def test_a_random_mask_reaches_the_model_as_it_was_made(shape, rng):
     # (measured: 90-100% of pixels as made, 20-25% known against 20%)
     assert (face.mask == made).mean() > 0.88
     assert abs(face.mask.mean() - made.mean()) < 0.06
+
+
+def test_the_package_fill_is_the_function_however_often_it_is_used(tiny_run, photo):
+    """`tfinpaint.fill(...)` as the API says, even once the module `tfinpaint.fill` is imported
+    (which binds the package's attribute to the module: the second use used to get the module)."""
+    import tfinpaint
+
+    first = list(tfinpaint.fill([photo], tiny_run, "block", iterations=1))
+    second = list(tfinpaint.fill([photo], tiny_run, "block", iterations=1))
+    np.testing.assert_array_equal(first[0].image, second[0].image)

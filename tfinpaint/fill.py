@@ -12,6 +12,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import sys
+import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -360,3 +362,14 @@ def fill_into(
             yield Warned(result.warning)
         for path, written in result.save(out, panel=panel, overwrite=overwrite):
             yield Written(path) if written else Kept(path)
+
+
+class _CallableModule(types.ModuleType):
+    """`tfinpaint.fill` is this module once anything imports it (the import binds the package's
+    attribute), while the package's API promises the function: called, the module is `fill`."""
+
+    def __call__(self, *args, **kwargs):
+        return fill(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
