@@ -15,6 +15,9 @@ from PIL import Image
 
 pytest.importorskip("apache_beam", reason="the beam extra is not installed (pip install -e '.[beam]')")
 
+from apache_beam.io.filesystem import FileMetadata, FileSystem, MatchResult  # noqa: E402
+from apache_beam.io.localfilesystem import LocalFileSystem  # noqa: E402
+
 from tfinpaint import fill as fill_lib  # noqa: E402
 from tfinpaint.beam import FAILURES, LISTING  # noqa: E402
 
@@ -109,3 +112,101 @@ def test_a_beam_run_killed_midway_completes_when_run_again(folder, reference, tm
     assert sorted(p.suffix for p in visible) == [".jsonl"] + [".png"] * (2 * FACES)
     assert (out / LISTING).is_file() and not list(out.rglob(".*.tmp"))  # the killed writers' temporaries are gone
     assert np.asarray(Image.open(next(out.rglob("*_filled.png")))).dtype == np.uint8
+
+
+class _Remote(FileSystem):
+    """A remote file system for the test, as Beam sees GCS or S3: `fakefs://PATH` is the
+    local PATH, reached only through Beam's FileSystems (no folders of its own)."""
+
+    PREFIX = "fakefs://"
+
+    def __init__(self, pipeline_options=None):
+        super().__init__(pipeline_options)
+        self.local = LocalFileSystem(pipeline_options)
+
+    @classmethod
+    def scheme(cls):
+        return "fakefs"
+
+    def _p(self, path):
+        return path[len(self.PREFIX) :] if path.startswith(self.PREFIX) else path
+
+    def _meta(self, m):
+        return FileMetadata(self.PREFIX + m.path, m.size_in_bytes, m.last_updated_in_seconds)
+
+    def join(self, base, *paths):
+        return self.PREFIX + self.local.join(self._p(base), *paths)
+
+    def split(self, path):
+        head, tail = self.local.split(self._p(path))
+        return self.PREFIX + head, tail
+
+    def mkdirs(self, path):
+        pass
+
+    def has_dirs(self):
+        return False
+
+    def _list(self, prefix):
+        return (self._meta(m) for m in self.local._list(self._p(prefix)))
+
+    def match(self, patterns, limits=None):
+        found = self.local.match([self._p(p) for p in patterns], limits)
+        return [MatchResult(p, [self._meta(m) for m in r.metadata_list]) for p, r in zip(patterns, found)]
+
+    def create(self, path, *args, **kwargs):
+        os.makedirs(os.path.dirname(self._p(path)), exist_ok=True)  # as a bucket takes any name
+        return self.local.create(self._p(path), *args, **kwargs)
+
+    def open(self, path, *args, **kwargs):
+        return self.local.open(self._p(path), *args, **kwargs)
+
+    def copy(self, sources, destinations):
+        self.local.copy([self._p(p) for p in sources], [self._p(p) for p in destinations])
+
+    def rename(self, sources, destinations):
+        for d in destinations:
+            os.makedirs(os.path.dirname(self._p(d)), exist_ok=True)
+        self.local.rename([self._p(p) for p in sources], [self._p(p) for p in destinations])
+
+    def exists(self, path):
+        return self.local.exists(self._p(path))
+
+    def size(self, path):
+        return self.local.size(self._p(path))
+
+    def last_updated(self, path):
+        return self.local.last_updated(self._p(path))
+
+    def checksum(self, path):
+        return self.local.checksum(self._p(path))
+
+    def metadata(self, path):
+        return self._meta(self.local.metadata(self._p(path)))
+
+    def delete(self, paths):
+        self.local.delete([self._p(p) for p in paths])
+
+
+def test_photos_and_results_on_a_remote_file_system(folder, reference, tmp_path):
+    """The gs:// and s3:// path: photos listed and read, results written and renamed into
+    place, failures recorded, all through Beam's FileSystems, as on a bucket (here one in
+    this process, so the DirectRunner runs in it too)."""
+    from tfinpaint import beam as beam_lib
+
+    out = tmp_path / "bucket"
+    counts = beam_lib.run(
+        [_Remote.PREFIX + str(folder)],
+        _Remote.PREFIX + str(out),
+        "celeba64",
+        "random",
+        iterations=2,
+        align="off",
+        panel=True,
+        batch_size=4,
+    )
+    assert counts == beam_lib.Counts(filled=FACES, kept=0, skipped=0, failed=1)
+    assert _results(out) == _results(reference)
+    (failures,) = out.glob(f"{FAILURES}-*.jsonl")
+    assert json.loads(failures.read_text())["photo"] == _Remote.PREFIX + str(folder / "a" / "damaged.jpg")
+    assert not list(out.rglob(".*.tmp"))
