@@ -18,11 +18,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from _common import table  # noqa: E402
 
 from tfinpaint import (
-    search,  # noqa: E402
+    refine,  # noqa: E402
     store,  # noqa: E402
 )
 from tfinpaint.evaluate import compare  # noqa: E402
-from tfinpaint.search import FEATURE_DEPTH, SearchSettings  # noqa: E402
+from tfinpaint.refine import FEATURE_DEPTH  # noqa: E402
+from tfinpaint.settings import SearchSettings  # noqa: E402
 from tfinpaint.store import load_model  # noqa: E402
 
 GRID = [
@@ -75,14 +76,14 @@ def main():
 
     for change in json.loads(args.grid) if args.grid else GRID:
         change = dict(change)
-        search.FEATURE_DEPTH = change.pop("feature_depth", FEATURE_DEPTH)  # a constant of the library
+        refine.FEATURE_DEPTH = change.pop("feature_depth", FEATURE_DEPTH)  # a constant of the library
         settings = SearchSettings(**{**base.__dict__, **change})
         t = time.perf_counter()
         scores = compare(model, files, kinds, ("ours",), settings=settings)
         took = time.perf_counter() - t
         label = ", ".join(f"{k}={v}" for k, v in change.items())
-        if search.FEATURE_DEPTH != FEATURE_DEPTH:
-            label += f", feature_depth={search.FEATURE_DEPTH}"
+        if refine.FEATURE_DEPTH != FEATURE_DEPTH:
+            label += f", feature_depth={refine.FEATURE_DEPTH}"
         rows.append((label or "base", *cells(scores, "ours"), f"{took:.0f}"))
         print(rows[-1], flush=True)
     scores = compare(model, files, kinds, ("mean", "biharmonic"), settings=base)

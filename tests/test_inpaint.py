@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint import evaluate, masks, photos, search
+from tfinpaint import evaluate, masks, photos, refine, search
+from tfinpaint import settings as settings_lib
 from tfinpaint.search import SearchSettings, inpaint
 from tfinpaint.store import load_model
 
@@ -57,12 +58,12 @@ def _image(result, i, steps=None):
 
 def test_result_does_not_depend_on_the_batch_bit_for_bit(pair, rng):
     """An image's result is the same whatever else is in its batch and wherever it stands:
-    kernels that round differently by batch size would change it (search.per_image)."""
+    kernels that round differently by batch size would change it (steps.per_image)."""
     g, d = pair
     y = rng.uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
     m = np.stack([masks.random(32, 0.5, rng) if i % 2 else masks.block(32) for i in range(8)])
     settings = SearchSettings(iterations=30, seed=5, restarts=2)  # refine auto: the random masks are refined
-    assert search.refines(settings, m).numpy().tolist() == [False, True] * 4
+    assert refine.refines(settings, m).numpy().tolist() == [False, True] * 4
     together = inpaint(y, m, g, d, settings)
     for i in (2, 3):
         alone = inpaint(y[i : i + 1], m[i : i + 1], g, d, settings)
@@ -203,16 +204,16 @@ def test_refinement_settings_are_checked():
         SearchSettings(refine="generator", refine_steps=-1)
     assert SearchSettings(refine="features", refine_steps=50).steps == 350
     assert SearchSettings(refine="none", refine_steps=50).steps == 300
-    assert SearchSettings(refine="generator").refine_rate == search.REFINE_LR["generator"]
+    assert SearchSettings(refine="generator").refine_rate == settings_lib.REFINE_LR["generator"]
 
 
 def test_auto_refines_scattered_holes_only(pair, face_batch):
     """`auto` (the default) refines the features where most of the hole lies near known pixels
     (random 80%, pattern blobs) and leaves large holes (the centre block, a half) to z alone."""
     kinds = evaluate.make_masks("random", 1, 64, 0), evaluate.make_masks("pattern", 8, 64, 0)
-    assert search.scattered(np.concatenate(kinds)).numpy().all()
+    assert refine.scattered(np.concatenate(kinds)).numpy().all()
     large = np.concatenate([evaluate.make_masks(k, 1, 64, 0) for k in ("block", "half", "none")])
-    assert not search.scattered(large).numpy().any()
+    assert not refine.scattered(large).numpy().any()
     assert SearchSettings().refine == "auto"
     g, d = pair
     m = np.stack([masks.random(32, 0.8, np.random.default_rng(0)), masks.block(32), masks.half(32)])

@@ -34,23 +34,19 @@ import tensorflow as tf
 
 from tfinpaint import files, store
 from tfinpaint.errors import ExportError
-from tfinpaint.search import (
+from tfinpaint.refine import (
     FEATURE_DEPTH,
-    SearchSettings,
-    encoder_latents,
     features_image,
-    fit_loss_each,
-    per_image,
     refine_features_start,
     refine_features_step,
     refine_generator_start,
     refine_generator_step,
     refined_generator,
     refines,
-    search_finish,
-    search_start,
-    search_step,
 )
+from tfinpaint.search import encoder_latents, search_finish, search_start, search_step
+from tfinpaint.settings import SearchSettings
+from tfinpaint.steps import fit_loss_each, per_image
 
 CG_TOLERANCE = 1e-6
 CG_MAX_ITERATIONS = 4000

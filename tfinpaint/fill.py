@@ -24,10 +24,11 @@ from tfinpaint import masks as masks_lib
 from tfinpaint import photos as photos_lib
 from tfinpaint import store
 from tfinpaint import views as views_lib
-from tfinpaint.constants import ALIGNS, FACES, MAX_PIXELS
+from tfinpaint.constants import ALIGNS, BLENDS, FACES, MAX_PIXELS
 from tfinpaint.errors import ArgumentError, DataError, MaskError, ModelError
 from tfinpaint.photos import Listed, PhotoSpec  # noqa: F401  (part of fill's interface)
-from tfinpaint.search import BLENDS, SearchSettings, inpaint, refines
+from tfinpaint.refine import refines
+from tfinpaint.search import SearchSettings, inpaint
 
 MaskSpec = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
 Progress = Callable[[str, int, int, float], None]

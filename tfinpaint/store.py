@@ -26,7 +26,7 @@ from tfinpaint.errors import ModelError
 from tfinpaint.faces import LANDMARKS, Template
 from tfinpaint.locate import CARD, resolve, shipped_dir
 from tfinpaint.models import Discriminator, Encoder, Generator, build_encoder, build_pair
-from tfinpaint.search import SearchSettings
+from tfinpaint.settings import SearchSettings
 
 RUN_FORMAT = "tfinpaint-run/1"
 EXPORT_FORMAT = "tfinpaint-export/1"
