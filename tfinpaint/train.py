@@ -360,7 +360,8 @@ def _train(trainer: Trainer, config: TrainConfig, source, run_dir: Path, write_d
     trainer.recalibrate(_real_batches(base, count, config))
     if chief:
         template = _face_template(base, config.channels, config.image_size)
-        _save_models(trainer, run_dir, source, count, steps_per_epoch, step, seconds, template)
+        card = run_card(config, source, count, steps_per_epoch, step, seconds, template)
+        _save_models(trainer, run_dir, card)
     return trainer
 
 
@@ -393,17 +394,7 @@ def _face_template(base: tf.data.Dataset, channels: int, size: int, n: int = 256
     return faces.measure_template(images)
 
 
-def _save_models(
-    trainer: Trainer,
-    run_dir: Path,
-    source,
-    count: int,
-    steps_per_epoch: int,
-    step: int,
-    seconds: float,
-    template: faces.Template | None = None,
-) -> None:
-    card = run_card(trainer.config, source, count, steps_per_epoch, step, seconds, template)
+def _save_models(trainer: Trainer, run_dir: Path, card: store.ModelCard) -> None:
     # with an EMA, generator.keras is the average and the raw training weights are kept beside it
     more = {"generator_online": trainer.generator} if trainer.ema_generator is not None else {}
     store.save_run(run_dir, trainer.final_generator, trainer.discriminator, card, **more)
