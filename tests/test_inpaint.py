@@ -84,9 +84,9 @@ def test_only_z_is_trained_and_step_is_traced_once(pair, rng):
     inpaint(y * 0.5, masks.half(32), g, d, iterations=3)
     for a, b in zip(before, g.weights + d.weights):
         np.testing.assert_array_equal(a, b.numpy())
-    traced = search._step.experimental_get_tracing_count()
+    traced = search.traces()
     inpaint(y * 0.25, masks.block(32), g, d, iterations=4)  # same shapes, same G and D: no new trace
-    assert search._step.experimental_get_tracing_count() == traced
+    assert search.traces() == traced
 
 
 def test_restarts_keep_the_best_latent(pair, rng):

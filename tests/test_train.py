@@ -202,7 +202,7 @@ def test_step_is_traced_once(few_faces, tmp_path):
     batch = tf.zeros([8, 32, 32, 3])
     for step in range(3):
         trainer.train_step(batch, step)
-    assert trainer._train_step.experimental_get_tracing_count() == 1
+    assert trainer.traces == 1
 
 
 def test_recalibration_makes_inference_match_training_mode(few_faces, tmp_path):

@@ -119,6 +119,12 @@ class PoissonSolver:
             else:
                 self._coarse = _Cells(self.matrix, self.hole, w)
 
+    @property
+    def method(self) -> str:
+        """How the system is solved: `direct` (a sparse LU factorisation, up to `direct_limit`
+        hole pixels), `iterative` (preconditioned conjugate gradients), or `none` (no system)."""
+        return "direct" if self._lu is not None else "iterative" if self._coarse is not None else "none"
+
     def rhs(self, source: np.ndarray, target: np.ndarray, guided: np.ndarray | None = None) -> np.ndarray:
         """Right-hand side `[n_hole, C]`; reads target only at known pixels, and source
         only where `guided` (`[H, W]` booleans, default everywhere)."""

@@ -139,6 +139,12 @@ def search_step(generator, discriminator, state, inputs, lam, lr, beta1):
 _step = functools.partial(tf.function, autograph=False)(search_step)
 
 
+def traces() -> int:
+    """How many times the search step was traced (each costs a quarter of a second): once per
+    (G, D) pair and batch size, however many searches run."""
+    return _step.experimental_get_tracing_count()
+
+
 def search_finish(generator, discriminator, z, inputs, lam, n, restarts):
     """G(z), the final loss and the chosen row of each image (its lowest-loss restart).
 

@@ -149,6 +149,11 @@ class Trainer:
         for avg, w in zip(self.ema_generator.trainable_variables, self.generator.trainable_variables):
             avg.assign(decay * avg + (1.0 - decay) * w)
 
+    @property
+    def traces(self) -> int:
+        """How many times the GAN step was traced: once a run, whatever its steps."""
+        return self._train_step.experimental_get_tracing_count()
+
     def train_step(self, real, step: int) -> dict[str, float]:
         """One D update then `g_steps` G updates on a global batch; returns the losses."""
         out = self._train_step(real, tf.constant(step, tf.int64))
