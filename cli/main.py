@@ -42,7 +42,7 @@ from tfinpaint.constants import (
     SIDES,
     STRATEGIES,
 )
-from tfinpaint.errors import first_line, no_such_image
+from tfinpaint.errors import first_line
 
 
 class Finite(click.FloatRange):
@@ -423,18 +423,23 @@ def train_encoder_command(model_spec, run_dir, datasets, data_dir, **options):
     click.echo(f"Encoder saved in {train_encoder(config)}")
 
 
-def _check_fill(images, mask_spec, model_spec, **_):
-    """fill's mistakes that need no TensorFlow, refused before it starts: a mask that is
-    neither a kind nor a file or folder, a model that is not there, and one photo that names
-    nothing (among several, `fill` reports each missing one and fills the others)."""
-    from tfinpaint.files import is_glob
+def _check_fill(images, mask_spec, model_spec, max_pixels, runner=None, **_):
+    """fill's cheap checks, before TensorFlow starts: the mask, the model, and (not on Beam,
+    where each worker checks its photos) every photo: its file and header, its size for the
+    model, its mask in a folder of masks (`photos.check`). The photos found and checked are
+    passed on to the command, which does not check them again."""
+    from tfinpaint import photos
+    from tfinpaint.locate import geometry, resolve
     from tfinpaint.masks import check_spec
 
     check_spec(mask_spec)
-    _check_model(model_spec)
-    remote = "://" in images[0]  # on Beam's file systems: the workers look
-    if len(images) == 1 and not remote and not is_glob(images[0]) and not Path(images[0]).exists():
-        raise no_such_image(images[0])
+    model = resolve(model_spec)
+    shape = geometry(model)
+    if runner is not None or shape is None:  # a card that store must read says what is wrong itself
+        return
+    found = photos.expand(images)
+    photos.check(found, mask_spec, max_pixels, *shape)
+    click.get_current_context().meta["tfinpaint.checked"] = found
 
 
 @main.command(
@@ -546,7 +551,10 @@ def fill_command(images, mask_spec, mask_invert, model_spec, out, runner, pipeli
         raise click.UsageError("--pipeline-options goes with --runner")
 
     progress, failed, todo = _BatchProgress(), 0, 0
-    events = fill_lib.fill_into(images, out, model_spec, mask_spec, invert=mask_invert, progress=progress, **options)
+    checked = click.get_current_context().meta.get("tfinpaint.checked")  # by _check_fill, before TensorFlow
+    photos = checked if checked is not None else images
+    options.update(invert=mask_invert, progress=progress, checked=checked is not None)
+    events = fill_lib.fill_into(photos, out, model_spec, mask_spec, **options)
     for event in events:
         progress.close()
         match event:

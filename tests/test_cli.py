@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import numpy as np
@@ -11,6 +12,8 @@ from PIL import Image
 
 from tfinpaint import fill as fill_lib
 from tfinpaint.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args):
@@ -259,19 +262,24 @@ def test_tensorflow_start_up_lines_stay_out_of_the_terminal(tmp_path):
     # a fresh process, as a user runs it: the error is the only line on stderr
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["TFINPAINT_LOG_DIR"] = str(tmp_path / "logs")
-    # a photo that names nothing is refused before TensorFlow starts (no start-up log at all)
-    missing = [sys.executable, "-m", "tfinpaint.cli", "fill", str(tmp_path / "nothing.png")]
-    p = subprocess.run(missing, env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert p.returncode == 1
-    assert p.stderr.splitlines() == [f"Error: Cannot read image {tmp_path / 'nothing.png'}: no such file"]
-    assert not (tmp_path / "logs").exists()
-    # one that is no image is found out after TensorFlow's start, whose lines stay out too
+    # a photo that names nothing, or no image, is refused before TensorFlow starts (no start-up log)
     (tmp_path / "bad.png").write_text("no image")
-    cmd = [sys.executable, "-m", "tfinpaint.cli", "fill", str(tmp_path / "bad.png")]
+    for name, why in (("nothing.png", "no such file"), ("bad.png", "cannot identify image file")):
+        refused = [sys.executable, "-m", "tfinpaint.cli", "fill", str(tmp_path / name)]
+        p = subprocess.run(refused, env=env, capture_output=True, text=True, cwd=tmp_path)
+        assert p.returncode == 1
+        assert len(p.stderr.splitlines()) == 1 and why in p.stderr, p.stderr
+        assert p.stderr.startswith(f"Error: Cannot read image {tmp_path / name}: ")
+        assert not (tmp_path / "logs").exists()
+    # one whose header is whole but whose pixels are cut off is found out after TensorFlow's
+    # start, whose lines stay out too
+    whole = (ROOT / "examples" / "astronaut.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    cmd = [sys.executable, "-m", "tfinpaint.cli", "fill", str(tmp_path / "cut.png")]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert p.returncode == 1
     assert len(p.stderr.splitlines()) == 1, p.stderr
-    assert p.stderr.startswith(f"Error: Cannot read image {tmp_path / 'bad.png'}: ")
+    assert p.stderr.startswith(f"Error: Cannot read image {tmp_path / 'cut.png'}: ")
     assert not list((tmp_path / "logs").iterdir())  # the start-up log is removed once TensorFlow is up
     verbose = subprocess.run(cmd[:3] + ["--verbose"] + cmd[3:], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert verbose.returncode == 1 and len(verbose.stderr.splitlines()) > 1  # TensorFlow's own lines too

@@ -203,7 +203,7 @@ def test_too_small_photos_are_refused_and_almost_empty_views_warned(tiny_run, ph
     model = load_model(tiny_run)
     with pytest.raises(DataError) as e:
         next(fill_lib.fill([np.zeros((1, 1, 3), np.uint8)], model))
-    least = int(np.ceil(model.image_size * views.MIN_VIEW))
+    least = int(np.ceil(model.image_size * photos.MIN_VIEW))
     assert str(e.value) == (
         f"Image image_0 is 1x1: the region the model sees (1x1, {model.preprocess} preprocessing) "
         f"must be at least {least}x{least} pixels"

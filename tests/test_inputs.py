@@ -80,22 +80,28 @@ def test_a_huge_mask_file_is_refused_from_its_header(tmp_path):
     )
 
 
-@pytest.mark.parametrize("batch_size", [1, 16])
-def test_a_damaged_photo_in_a_folder_stops_only_itself(tiny_run, faces_dir, tmp_path, batch_size):
+@pytest.mark.parametrize("batch_size, kind", [(1, "jpg"), (16, "jpg"), (16, "png")])
+def test_a_damaged_photo_in_a_folder_stops_only_itself(tiny_run, faces_dir, tmp_path, batch_size, kind):
+    """A JPEG or a PNG cut off after its header (a PNG's EXIF is read with its pixels: it used
+    to escape as an unexpected OSError and stop the whole command)."""
     folder = tmp_path / "photos"
     folder.mkdir()
     good = [f"00000{i}.jpg" for i in (1, 2, 4)]
     for name in good:
         (folder / name).write_bytes((faces_dir / name).read_bytes())
-    whole = (faces_dir / "000003.jpg").read_bytes()
-    (folder / "000003.jpg").write_bytes(whole[: len(whole) // 2])  # truncated: its header is fine
+    if kind == "png":
+        Image.open(faces_dir / "000003.jpg").save(tmp_path / "000003.png")
+        whole = (tmp_path / "000003.png").read_bytes()
+    else:
+        whole = (faces_dir / "000003.jpg").read_bytes()
+    (folder / f"000003.{kind}").write_bytes(whole[: len(whole) // 2])  # truncated: its header is fine
     out = tmp_path / "out"
     args = ["fill", str(folder), "--model", str(tiny_run), "--out", str(out), "--iterations", "1"]
     r = CliRunner().invoke(main, [*args, "--batch-size", str(batch_size)])
     assert r.exit_code == 1, r.output
     assert sorted(p.name for p in out.iterdir()) == [n.replace(".jpg", "_filled.png") for n in good]
     errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 2 and "000003.jpg" in errors[0] and "Cannot read image" in errors[0], r.output
+    assert len(errors) == 2 and f"000003.{kind}" in errors[0] and "Cannot read image" in errors[0], r.output
     assert errors[1] == "Error: 1 of 4 photos could not be filled (see above); the others were"
     again = CliRunner().invoke(main, [*args, "--batch-size", str(batch_size)])  # only the damaged one is left
     assert "Skipping 3 of 4 photos already filled" in again.output and again.exit_code == 1

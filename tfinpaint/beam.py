@@ -146,7 +146,7 @@ class FillHandler(ModelHandler):
                 try:
                     local = _local_copy(photo.path, Path(tmp) / str(k))
                     listed = photos_lib.Listed(local, photo.name)
-                    fill_lib.check([listed], self.mask, max_pixels, model.preprocess, model.image_size)
+                    photos_lib.check([listed], self.mask, max_pixels, model.preprocess, model.image_size)
                     ready.append((photo, listed))
                 except (TfinpaintError, OSError) as e:  # a photo's own fault: reported, never fatal
                     failed[photo] = fill_lib.Failed(photo.name, photo.path, first_line(e))
@@ -158,6 +158,7 @@ class FillHandler(ModelHandler):
                     batch_size=self.batch_size,
                     errors="report",
                     indices=[photo.index for photo, _ in ready],
+                    checked=True,  # each photo just now, alone
                     **self.options,
                 )
                 if ready

@@ -19,12 +19,9 @@ import tensorflow as tf
 from tfinpaint.constants import PREPROCESS
 from tfinpaint.errors import ArgumentError, DataError, first_line
 from tfinpaint.files import is_glob
-from tfinpaint.images import IMAGE_EXTENSIONS, Box
+from tfinpaint.images import CELEBA_CROP, IMAGE_EXTENSIONS, crop_box  # noqa: F401 (data.crop_box, as before)
 from tfinpaint.photos import list_images
 
-# Share of the width kept by the `celeba` preset: the paper's 108x108 centre of a
-# 178x218 aligned face (54x54 of the half-size copies in ../shared/data).
-CELEBA_CROP = 108 / 178
 TFDS_ALIASES = {"celeba_a": "celeb_a", "celeba": "celeb_a"}
 # Dataset -> (preprocess preset, default holdout).
 KNOWN = {"celeb_a": ("celeba", 2000), "svhn_cropped": ("svhn", 0)}
@@ -177,16 +174,6 @@ def preprocess_files(files: Sequence[str | os.PathLike], preset: str, size: int,
     if not batches:
         return np.zeros((0, size, size, channels), np.float32)
     return (np.concatenate(batches) / 127.5 - 1.0).astype(np.float32)
-
-
-def crop_box(height: int, width: int, preset: str) -> Box:
-    """The region a preset keeps of an image."""
-    if preset == "svhn":
-        return Box(0, 0, height, width)
-    side = min(height, width)
-    if preset == "celeba":
-        side = min(side, int(round(width * CELEBA_CROP)))
-    return Box((height - side) // 2, (width - side) // 2, side, side)
 
 
 def _decode(path: tf.Tensor, channels: int) -> tf.Tensor:

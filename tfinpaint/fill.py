@@ -115,28 +115,6 @@ class Warned(NamedTuple):
 Event = Found | Written | Kept | Warned | Failed
 
 
-def check(photos: Sequence[PhotoSpec], mask: MaskSpec, max_pixels: int, preprocess: str, size: int) -> None:
-    """The cheap checks, before any photo is filled: the mask exists (a mask file is
-    readable); every file exists, is an image within `max_pixels` and large enough for the
-    model (from its header), and has its mask in a folder of masks."""
-    named = not isinstance(mask, (np.ndarray, Sequence)) or isinstance(mask, str)
-    if named:
-        masks_lib.check_spec(mask)
-        if str(mask) not in masks_lib.KINDS and Path(mask).is_file():
-            masks_lib.load(mask, 8, 8, max_pixels=max_pixels)  # readable, once, before any photo
-    for i, photo in enumerate(photos):
-        if isinstance(photo, np.ndarray):
-            views_lib.check_size(*photo.shape[:2], preprocess, size, f"image_{i}")
-            continue
-        path = photos_lib.photo_path(photo)
-        if not path.is_file():
-            raise DataError(f"Cannot read image {path}: no such file")
-        width, height = photos_lib.header_size(path, max_pixels)
-        views_lib.check_size(height, width, preprocess, size, str(path))
-        if named and Path(mask).is_dir():
-            masks_lib.find_in_folder(mask, path)
-
-
 @dataclasses.dataclass
 class _Pending:
     """A photo read and looked at, waiting for its views' searches; or failed."""
@@ -254,6 +232,7 @@ def fill(
     face: str = "all",
     errors: str = "raise",
     indices: Sequence[int] | None = None,
+    checked: bool = False,
     **options,
 ) -> Iterator[FilledPhoto | Failed]:
     """Fill the holes of photos with the model, a batch at a time; yields one result per photo.
@@ -285,6 +264,8 @@ def fill(
         indices: each photo's place in the whole job, which seeds its generated mask
             (default: its place in `photos`), so that a share of a job filled apart (a
             Beam worker's batch, say) gets the masks the whole job would give it.
+        checked: `photos.check` has passed on these photos, mask and model already (the
+            command line runs it before TensorFlow starts): it is not run again.
 
     Yields:
         `FilledPhoto`s (and, with `errors="report"`, `Failed`s), in the order of `photos`.
@@ -304,7 +285,8 @@ def fill(
     photos = photos_lib.expand(photos)
     if indices is not None and len(indices) != len(photos):
         raise ArgumentError(f"Expected an index for each of the {len(photos)} photos, got {len(indices)}")
-    check(photos, mask, max_pixels, model.preprocess, model.image_size)
+    if not checked:
+        photos_lib.check(photos, mask, max_pixels, model.preprocess, model.image_size)
     job = _Job(model, mask, settings, blend, seed, invert, max_pixels, align, face, mask_options, progress)
 
     waiting: collections.deque[_Pending] = collections.deque()

@@ -70,6 +70,21 @@ class Box(NamedTuple):
         return Box(top, left, max(bottom - top, 0), max(right - left, 0))
 
 
+# Share of the width kept by the `celeba` preset: the paper's 108x108 centre of a
+# 178x218 aligned face (54x54 of the half-size copies in ../shared/data).
+CELEBA_CROP = 108 / 178
+
+
+def crop_box(height: int, width: int, preset: str) -> Box:
+    """The region a preset keeps of an image."""
+    if preset == "svhn":
+        return Box(0, 0, height, width)
+    side = min(height, width)
+    if preset == "celeba":
+        side = min(side, int(round(width * CELEBA_CROP)))
+    return Box((height - side) // 2, (width - side) // 2, side, side)
+
+
 def resize(array: np.ndarray, height: int, width: int, resample=Image.BICUBIC, part: Box | None = None) -> np.ndarray:
     """Resize a float `[h, w, c]` array channel by channel with Pillow (float32 out).
 

@@ -7,6 +7,7 @@ exist at once, before TensorFlow starts. Reading what is there is `tfinpaint.sto
 from __future__ import annotations
 
 import importlib.resources
+import json
 import os
 from pathlib import Path
 
@@ -24,6 +25,18 @@ def shipped_dir() -> Path:
 def shipped_names() -> list[str]:
     folder = shipped_dir()
     return sorted(p.name for p in folder.iterdir() if (p / CARD).is_file()) if folder.is_dir() else []
+
+
+def geometry(path: Path) -> tuple[str, int] | None:
+    """(preprocess, image size) from a model folder's card, or None if the card cannot be
+    read that simply (`tfinpaint.store` says what is wrong with it when it loads it)."""
+    try:
+        card = json.loads((Path(path) / CARD).read_text())
+        preprocess, size = card.get("preprocess", "square"), card["image_size"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    valid = isinstance(preprocess, str) and isinstance(size, int) and not isinstance(size, bool) and size > 0
+    return (preprocess, size) if valid else None
 
 
 def resolve(spec: str | os.PathLike | None) -> Path:

@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tfinpaint import files
 from tfinpaint import images as images_lib
+from tfinpaint import masks as masks_lib
 from tfinpaint.constants import MAX_PIXELS
 from tfinpaint.errors import DataError, OutputError, no_such_image
 from tfinpaint.images import IMAGE_EXTENSIONS
@@ -151,7 +152,10 @@ def header_size(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[
         DataError: not a readable image, or over `max_pixels`.
     """
     with open_checked(path, max_pixels) as im:
-        turned = im.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn: as shown
+        try:
+            turned = im.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn: as shown
+        except (OSError, SyntaxError, ValueError):  # a PNG's EXIF may follow its pixels, read with
+            turned = False  # them: cut off, the photo's own read reports it (and only it fails)
         return (im.height, im.width) if turned else im.size
 
 
@@ -203,6 +207,44 @@ def read(photo: PhotoSpec, index: int, max_pixels: int = MAX_PIXELS) -> Photo:
     with open_checked(path, max_pixels) as im:
         gray, profile = im.mode in GRAYSCALE_MODES, im.info.get("icc_profile") or None
         return Photo(photo_name(photo, index), path, _pixels(im, path), gray, profile)
+
+
+# The region the model sees must be at least this share of the model's side (16 pixels for
+# a 64x64 model): below it, the photo holds too little to fill from.
+MIN_VIEW = 0.25
+
+
+def check_size(height: int, width: int, preprocess: str, size: int, name: str) -> None:
+    """Refuse a photo whose region the model sees is under `MIN_VIEW` of the model's side."""
+    box = images_lib.crop_box(height, width, preprocess)
+    least = max(1, int(np.ceil(size * MIN_VIEW)))
+    if min(box.height, box.width) < least:
+        raise DataError(
+            f"Image {name} is {width}x{height}: the region the model sees ({box.width}x{box.height}, {preprocess} "
+            f"preprocessing) must be at least {least}x{least} pixels"
+        )
+
+
+def check(photos: Sequence[PhotoSpec], mask, max_pixels: int, preprocess: str, size: int) -> None:
+    """The cheap checks, before any photo is filled: the mask exists (a mask file is
+    readable); every file exists, is an image within `max_pixels` and large enough for the
+    model (from its header), and has its mask in a folder of masks."""
+    named = not isinstance(mask, (np.ndarray, Sequence)) or isinstance(mask, str)
+    if named:
+        masks_lib.check_spec(mask)
+        if str(mask) not in masks_lib.KINDS and Path(mask).is_file():
+            masks_lib.load(mask, 8, 8, max_pixels=max_pixels)  # readable, once, before any photo
+    for i, photo in enumerate(photos):
+        if isinstance(photo, np.ndarray):
+            check_size(*photo.shape[:2], preprocess, size, f"image_{i}")
+            continue
+        path = photo_path(photo)
+        if not path.is_file():
+            raise DataError(f"Cannot read image {path}: no such file")
+        width, height = header_size(path, max_pixels)
+        check_size(height, width, preprocess, size, str(path))
+        if named and Path(mask).is_dir():
+            masks_lib.find_in_folder(mask, path)
 
 
 def to_grayscale(image: np.ndarray) -> np.ndarray:

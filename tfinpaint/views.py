@@ -29,9 +29,6 @@ from tfinpaint.errors import ArgumentError, DataError, MaskError
 from tfinpaint.images import Box
 from tfinpaint.photos import Photo
 
-# The region the model sees must be at least this share of the model's side (16 pixels for
-# a 64x64 model): below it, the photo holds too little to fill from.
-MIN_VIEW = 0.25
 # Below this share of known pixels in the model's view, a result carries a warning: the
 # fill is then mostly the model's own guess, however well it is blended (random 80% keeps 20%).
 MIN_KNOWN = 0.1
@@ -314,17 +311,6 @@ def photo_mask(
     if m.shape[:2] != (h, w):
         raise MaskError(f"Expected a mask of shape {(h, w, 1)} for {photo.label}, got {m.shape}")
     return m
-
-
-def check_size(height: int, width: int, preprocess: str, size: int, name: str) -> None:
-    """Refuse a photo whose region the model sees is under `MIN_VIEW` of the model's side."""
-    box = data_lib.crop_box(height, width, preprocess)
-    least = max(1, int(np.ceil(size * MIN_VIEW)))
-    if min(box.height, box.width) < least:
-        raise DataError(
-            f"Image {name} is {width}x{height}: the region the model sees ({box.width}x{box.height}, {preprocess} "
-            f"preprocessing) must be at least {least}x{least} pixels"
-        )
 
 
 def known_share_warning(view: View, name: str) -> str | None:
