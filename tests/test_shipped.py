@@ -12,7 +12,7 @@ from PIL import Image
 from tfinpaint.cli import main
 from tfinpaint.store import latest_version, shipped_dir
 
-MODELS = {"celeba64": "astronaut.png", "svhn64": "house_number.png"}
+MODELS = {"celeba64": "astronaut.png", "celeba64_w64": "astronaut.png", "svhn64": "house_number.png"}
 SHIPPED = shipped_dir()
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
