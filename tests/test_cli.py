@@ -305,7 +305,10 @@ def test_a_model_that_is_not_there_is_refused_before_tensorflow_starts(tmp_path,
     )
     p = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=tmp_path)
     assert p.returncode == 1
-    assert p.stderr.splitlines() == ["Error: Model nosuch does not exist (shipped models: celeba64, svhn64)", "False"]
+    from tfinpaint.locate import shipped_names
+
+    shipped = ", ".join(shipped_names())  # celeba64, celeba64_w64, svhn64
+    assert p.stderr.splitlines() == [f"Error: Model nosuch does not exist (shipped models: {shipped})", "False"]
     assert sorted(os.listdir(tmp_path)) == ["photo.png"]  # nothing written
 
 
