@@ -32,8 +32,8 @@ from tfinpaint.search import SearchSettings, inpaint
 
 MaskSpec = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
 Progress = Callable[[str, int, int, float], None]
-# The keyword options of `fill` that shape generated masks (`masks.make`'s).
-MASK_OPTIONS = ("block_size", "missing", "side")
+# The keyword options of `fill` that shape generated masks (`masks.MaskOptions`' fields).
+MASK_OPTIONS = tuple(f.name for f in dataclasses.fields(masks_lib.MaskOptions))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,11 +125,10 @@ class _Pending:
     views: list[views_lib.View] = dataclasses.field(default_factory=list)
     warning: str | None = None
     failure: str | None = None
-    searched: int = 0
 
     @property
     def done(self) -> bool:
-        return self.failure is not None or self.searched == len(self.views)
+        return self.failure is not None or all(view.generated is not None for view in self.views)
 
 
 @dataclasses.dataclass
@@ -185,7 +184,6 @@ class _Job:
         for j, (_, pending, k) in enumerate(queue):
             fill = dict(generated=result.generated[j], loss=float(result.loss[j]), history=result.history[:, j])
             pending.views[k] = dataclasses.replace(pending.views[k], **fill)
-            pending.searched += 1
 
     def finish(self, pending: _Pending) -> FilledPhoto | Failed:
         """Paste the views back, one after another, each on the last's result."""
