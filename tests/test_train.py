@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -105,6 +106,24 @@ def _logged(run_dir, tag):
     acc = EventAccumulator(str(run_dir / "logs"))
     acc.Reload()
     return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
+
+
+def test_a_resumed_run_counts_the_time_of_every_session(few_faces, tmp_path):
+    """A session that ends mid-run writes no card; its time is kept with its checkpoints and
+    the resumed run's card adds it to its own."""
+    run = tmp_path / "r"
+    tic = time.perf_counter()
+    train(_config(few_faces, run, steps=4), verbose=0)
+    first = time.perf_counter() - tic
+    kept = float((run / "checkpoints" / "seconds.txt").read_text())
+    assert 0 < kept <= first
+    # as if the session had trained for an hour and been stopped before it wrote the card
+    (run / "checkpoints" / "seconds.txt").write_text("3600.0\n")
+    (run / "model.json").unlink()
+    tic = time.perf_counter()
+    train(_config(few_faces, run, steps=6), verbose=0)
+    second = time.perf_counter() - tic
+    assert 3600 < json.loads((run / "model.json").read_text())["training_seconds"] <= 3600 + second + 0.1
 
 
 def test_resume_refuses_other_settings(few_faces, tmp_path):

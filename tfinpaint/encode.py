@@ -34,7 +34,7 @@ from tfinpaint import store
 from tfinpaint.errors import TrainingError
 from tfinpaint.losses import contextual_loss, perceptual_loss
 from tfinpaint.models import build_encoder
-from tfinpaint.runloop import Loop
+from tfinpaint.runloop import Loop, checkpoint_seconds, save_checkpoint_seconds
 
 MASK_BANK = 8192  # masks made once per run; each step draws from them, rotated and flipped
 # Settings a resumed encoder run must keep.
@@ -199,14 +199,14 @@ def train_encoder(config: EncoderConfig, verbose: int = 1) -> Path:
         if verbose:
             print(f"Resuming the encoder in {run_dir} at step {int(trainer.step.numpy())}")
     step = int(trainer.step.numpy())
-    seconds = _partial_seconds(run_dir) if step else 0.0  # training time before this session
+    seconds = (checkpoint_seconds(run_dir / "encoder_checkpoints") or 0.0) if step else 0.0  # before this session
     tic = time.perf_counter()
 
     def after_step(step: int, values: dict[str, float], rate: float) -> None:
         trainer.step.assign(step)
         if step % config.checkpoint_every == 0 or step == config.steps:
             manager.save(checkpoint_number=step)
-            _write_partial_seconds(run_dir, seconds + time.perf_counter() - tic)
+            save_checkpoint_seconds(run_dir / "encoder_checkpoints", seconds + time.perf_counter() - tic)
 
     loop = Loop(
         config.steps,
@@ -225,15 +225,6 @@ def train_encoder(config: EncoderConfig, verbose: int = 1) -> Path:
     seconds += time.perf_counter() - tic
     _save(run_dir, path, model, card, trainer, count, seconds)
     return run_dir
-
-
-def _partial_seconds(run_dir: Path) -> float:
-    p = run_dir / "encoder_checkpoints" / "seconds.txt"
-    return float(p.read_text()) if p.is_file() else 0.0
-
-
-def _write_partial_seconds(run_dir: Path, seconds: float) -> None:
-    (run_dir / "encoder_checkpoints" / "seconds.txt").write_text(f"{seconds:.1f}\n")
 
 
 def _save(run_dir: Path, source_path: Path, model: store.Model, card: store.ModelCard, trainer, count, seconds):

@@ -8,6 +8,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import keras
 
@@ -74,3 +75,19 @@ class Loop:
             if after_epoch:
                 after_epoch(step)
         return step
+
+
+SECONDS = "seconds.txt"  # beside a run's checkpoints: its training time up to the newest one
+
+
+def checkpoint_seconds(checkpoints: Path) -> float | None:
+    """The training time up to the newest checkpoint in `checkpoints`, over all the sessions
+    that trained it; None if it was not kept (runs made before it was)."""
+    p = Path(checkpoints) / SECONDS
+    return float(p.read_text()) if p.is_file() else None
+
+
+def save_checkpoint_seconds(checkpoints: Path, seconds: float) -> None:
+    """Keep `seconds` with the checkpoint just saved in `checkpoints`, so a resumed run's
+    card counts the time of every session, not only its last one's."""
+    (Path(checkpoints) / SECONDS).write_text(f"{seconds:.1f}\n")

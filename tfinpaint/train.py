@@ -28,7 +28,7 @@ from tfinpaint.errors import TrainingError
 from tfinpaint.losses import discriminator_loss, generator_loss
 from tfinpaint.models import Generator, build_pair
 from tfinpaint.recipe import TrainConfig, check_resume, make_strategy, run_card
-from tfinpaint.runloop import Loop
+from tfinpaint.runloop import Loop, checkpoint_seconds, save_checkpoint_seconds
 
 
 class Trainer:
@@ -317,7 +317,11 @@ def _train(trainer: Trainer, config: TrainConfig, source, run_dir: Path, write_d
     writer = tf.summary.create_file_writer(str(write_dir / "logs"))
     strategy = trainer.strategy
     t_start = time.perf_counter()
-    seconds = _elapsed(run_dir)
+    seconds = _elapsed(run_dir, resumed=latest is not None)
+
+    def save(step: int) -> None:
+        manager.save(checkpoint_number=step)
+        save_checkpoint_seconds(write_dir / "checkpoints", seconds + time.perf_counter() - t_start)
 
     def batches(epoch: int, skip: int, take: int):
         ds = data_lib.epoch_dataset(base, count, config.batch_size, epoch, config.seed).skip(skip)
@@ -331,12 +335,12 @@ def _train(trainer: Trainer, config: TrainConfig, source, run_dir: Path, write_d
                     tf.summary.scalar(name, v)
                 tf.summary.scalar("images_per_second", rate)
         if step % config.checkpoint_every == 0:
-            manager.save(checkpoint_number=step)
+            save(step)
         return {"img/s": rate}
 
     def after_epoch(step: int) -> None:
         if step % config.checkpoint_every != 0:
-            manager.save(checkpoint_number=step)
+            save(step)
         if step % steps_per_epoch == 0:  # a whole epoch: samples from the recalibrated G
             trainer.recalibrate(_real_batches(base, count, config))
             grid = trainer.sample_grid()
@@ -384,7 +388,12 @@ def _fmt(losses: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
 
 
-def _elapsed(run_dir: Path) -> float:
+def _elapsed(run_dir: Path, resumed: bool) -> float:
+    """The training time before this session: kept beside the checkpoints, or for a run
+    made before it was, its card's (which counts only the session that wrote it)."""
+    kept = checkpoint_seconds(run_dir / "checkpoints") if resumed else None
+    if kept is not None:
+        return kept
     card = store.run_card(run_dir)
     return float(card.extra.get("training_seconds", 0.0)) if card else 0.0
 
