@@ -30,3 +30,18 @@ def test_mean_colour_fill(rng):
     known = m[..., 0] > 0.5
     np.testing.assert_array_equal(out[known], img[known])
     np.testing.assert_allclose(out[~known], np.broadcast_to(img[known].mean(axis=0), out[~known].shape))
+
+
+def test_relative_sharpness_is_a_ratio_of_medians(rng):
+    refs = rng.uniform(0, 1, (5, 16, 16, 3))
+    assert metrics.relative_sharpness(refs, refs) == pytest.approx(1.0)
+    # the Laplacian is linear: images at half the contrast have a quarter of the squared Laplacian
+    assert metrics.relative_sharpness(refs * 0.5, refs) == pytest.approx(0.25)
+    # medians, not means: one flat image among five counts as one value of five
+    flat = refs.copy()
+    flat[0] = 0.5
+    whole = np.ones((16, 16), bool)
+    ours, theirs = ([metrics.sharpness(x, whole) for x in xs] for xs in (flat, refs))
+    assert metrics.relative_sharpness(flat, refs) == pytest.approx(np.median(ours) / np.median(theirs))
+    assert np.median(ours) != pytest.approx(np.mean(ours))
+    assert metrics.relative_sharpness(np.full((3, 16, 16, 3), 0.5), refs) == 0.0

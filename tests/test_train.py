@@ -68,6 +68,9 @@ def test_tensorboard_events_have_losses(tiny_run):
     acc.Reload()
     assert {"d_loss", "g_loss", "d_real", "d_fake", "images_per_second"} <= set(acc.Tags()["tensors"])
     assert [e.step for e in acc.Tensors("d_loss")] == [10, 20]
+    # each whole epoch (9 steps) also logs its samples' detail against the training images'
+    sharp = {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("samples_sharpness")}
+    assert sorted(sharp) == [9, 18] and all(0 < v < 100 for v in sharp.values())
 
 
 def test_training_learns_to_tell_faces_from_samples(few_faces, tmp_path):

@@ -67,3 +67,14 @@ def mean_colour_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if known.any():
         out[~known] = out[known].mean(axis=0)
     return out
+
+
+def relative_sharpness(images: np.ndarray, references: np.ndarray, erode: int = 2) -> float:
+    """How much fine detail `images` `[N, H, W, C]` in [0, 1] carry against `references`
+    (say, G's samples against training images): the median over images of `sharpness` over
+    the whole image (its border eroded by `erode` pixels) over the references' median. 1: as
+    detailed; below 1 smoother; above 1 noisier or busier."""
+    whole = np.ones(np.shape(images)[1:3], bool)
+    ours = np.median([sharpness(x, whole, erode) for x in images])
+    theirs = np.median([sharpness(x, whole, erode) for x in references])
+    return float(ours / max(theirs, 1e-12))

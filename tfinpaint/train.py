@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tfinpaint import augment as augment_lib
 from tfinpaint import data as data_lib
-from tfinpaint import faces, store
+from tfinpaint import faces, metrics, store
 from tfinpaint import images as images_lib
 from tfinpaint.constants import LOSSES
 from tfinpaint.errors import TrainingError
@@ -174,9 +174,12 @@ class Trainer:
             [n, self.config.latent_dim], seed=[self.config.seed, -1], minval=-1.0, maxval=1.0
         )
 
+    def samples(self) -> np.ndarray:
+        """The saved generator's images of `fixed_z()`, `[64, H, W, C]` in [-1, 1]."""
+        return self.final_generator(self.fixed_z(), training=False).numpy()
+
     def sample_grid(self) -> np.ndarray:
-        images = self.final_generator(self.fixed_z(), training=False).numpy()
-        return images_lib.grid(images, rows=8)
+        return images_lib.grid(self.samples(), rows=8)
 
     def recalibrate(self, real_batches, batches: int = 16) -> None:
         """Set G's and D's batch-norm statistics to the population statistics of the
@@ -342,12 +345,19 @@ def _train(trainer: Trainer, config: TrainConfig, source, run_dir: Path, write_d
         if step % config.checkpoint_every != 0:
             save(step)
         if step % steps_per_epoch == 0:  # a whole epoch: samples from the recalibrated G
-            trainer.recalibrate(_real_batches(base, count, config))
-            grid = trainer.sample_grid()
+            real = _real_batches(base, count, config)
+            trainer.recalibrate(real)
+            samples = trainer.samples()
+            grid = images_lib.grid(samples, rows=8)
+            # whether more epochs still buy detail: the samples' against the training images'
+            sharp = metrics.relative_sharpness((samples + 1) / 2, (real[0].numpy() + 1) / 2)
             if chief:
                 images_lib.save_png(run_dir / "samples" / f"epoch_{step // steps_per_epoch:03d}.png", grid)
             with writer.as_default(step=step):
                 tf.summary.image("samples", grid[None], max_outputs=1)
+                tf.summary.scalar("samples_sharpness", sharp)
+            if verbose:
+                print(f"Samples' sharpness: {sharp:.2f} of the training images' (1: as detailed)")
 
     loop = Loop(
         total,
