@@ -1,4 +1,4 @@
-"""Choose the latent search's defaults on a validation split: PSNR/SSIM per setting.
+"""Choose the latent search's defaults on a validation split: PSNR, SSIM and sharpness per setting.
 
     python benchmarks/tune_search.py --model /path/to/run --first 1 --count 64 [--masks block,random]
 
@@ -72,7 +72,11 @@ def main():
     kinds = args.masks.split(",")
 
     def cells(scores, method):
-        return [f"{s.psnr:.2f} / {s.ssim:.3f} / {s.psnr_box:.2f}" for s in scores if s.method == method]
+        return [
+            f"{s.psnr:.2f} / {s.ssim:.3f} / {s.psnr_box:.2f} / {s.sharpness_hole:.2f}"
+            for s in scores
+            if s.method == method
+        ]
 
     for change in json.loads(args.grid) if args.grid else GRID:
         change = dict(change)
@@ -89,7 +93,7 @@ def main():
     scores = compare(model, files, kinds, ("mean", "biharmonic"), settings=base)
     rows += [("mean colour fill", *cells(scores, "mean"), ""), ("biharmonic", *cells(scores, "biharmonic"), "")]
     print(f"\n{len(files)} held-out images ({Path(files[0]).name} ...), base: {base}")
-    heads = [f"{k} PSNR / SSIM / PSNR in the hole's box" for k in args.masks.split(",")]
+    heads = [f"{k} PSNR / SSIM / PSNR in the hole's box / sharpness in the hole" for k in args.masks.split(",")]
     print(table(("change", *heads, "seconds"), rows))
 
 

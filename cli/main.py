@@ -187,6 +187,13 @@ def search_options(fn):
             help="Weight the contextual loss by the missing pixels around each known one (default: the model's).",
         ),
         click.option(
+            "--min-z-rms",
+            type=Finite(min=0, max=1, max_open=True),
+            default=None,
+            help="Keep z's root-mean-square component at least this after every step (G's training z: 0.58); "
+            "a longer z draws a less average, sharper face, at some PSNR; 0: off (default: the model's).",
+        ),
+        click.option(
             "--refine",
             type=click.Choice(REFINES),
             default=None,

@@ -237,6 +237,18 @@ def test_fill_refines_beyond_z_and_keeps_known_pixels(tiny_run, face_png, tmp_pa
         assert r.exit_code == 2 and message in r.output, r.output
 
 
+def test_fill_min_z_rms_is_the_librarys(tiny_run, face_png, tmp_path):
+    r = run("fill", face_png, "--model", tiny_run, "--out", tmp_path, "--iterations", 4, "--min-z-rms", 0.6)
+    assert r.exit_code == 0, r.output
+    (floored,) = fill_lib.fill([face_png], tiny_run, "block", iterations=4, min_z_rms=0.6)
+    (free,) = fill_lib.fill([face_png], tiny_run, "block", iterations=4)
+    got = np.asarray(Image.open(tmp_path / "face_filled.png"))
+    np.testing.assert_array_equal(got, floored.image)
+    assert not np.array_equal(got, free.image)
+    r = run("fill", face_png, "--model", tiny_run, "--out", tmp_path / "o", "--min-z-rms", 1)
+    assert r.exit_code == 2 and "Invalid value for '--min-z-rms': 1.0 is not in the range 0<=x<1." in r.output
+
+
 def test_the_pixel_limit_names_the_option_that_lifts_it(tiny_run, tmp_path):
     huge = tmp_path / "huge.png"
     Image.fromarray(np.zeros((20000, 20000), np.uint8)).save(huge)  # 400 megapixels in 0.4 MB

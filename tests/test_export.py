@@ -134,6 +134,27 @@ def test_served_refinement_matches_the_python_api(tiny_run, faces_u8, tmp_path, 
     np.testing.assert_allclose(out["inpaint.loss"], ref1.loss, rtol=1e-3)
 
 
+def test_served_search_keeps_the_cards_floor_on_z(tiny_run, faces_u8, tmp_path):
+    """An export whose settings put a floor under z's length (`min_z_rms`) serves the search
+    with that floor, in a process that never imports tfinpaint, as the Python API runs it."""
+    run = load_model(tiny_run)
+    settings = SearchSettings(iterations=10, refine="none", min_z_rms=0.7)
+    export(run, tmp_path / "m", settings=settings)
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["search"]["min_z_rms"] == 0.7
+    m2 = np.stack([masks.block(32), masks.half(32)])
+    inpaint_settings = {"iterations": 10, "lam": 0.003, "restarts": 1, "seed": 0}
+    out = _serve(
+        tmp_path / "m" / "1", tmp_path, faces_u8[:2], m2, inpaint_settings, np.zeros((1, 16), np.float32), faces_u8[:1]
+    )
+    y = faces_u8[:2].astype(np.float32) / 127.5 - 1.0
+    ref = inpaint(y, m2, run.generator, run.discriminator, settings)
+    free = inpaint(y, m2, run.generator, run.discriminator, settings, min_z_rms=0.0)
+    assert np.sqrt(np.mean(ref.z**2, axis=1)).min() > 0.65 > np.sqrt(np.mean(free.z**2, axis=1)).max()
+    np.testing.assert_allclose(out["serving_default.loss"], ref.loss, rtol=1e-4)
+    assert np.abs(out["serving_default.generated"].astype(int) - _u8(ref.generated)).max() <= 1
+    assert np.abs(out["serving_default.generated"].astype(int) - _u8(free.generated)).max() > 10
+
+
 def test_wrong_shape_or_dtype_names_the_input(tiny_export, faces_u8):
     sig = tf.saved_model.load(str(tiny_export / "1")).signatures["serving_default"]
     good_mask = tf.constant(np.ones((3, 32, 32, 1), np.float32))

@@ -139,6 +139,35 @@ def test_z_stays_clipped_to_the_box():
     np.testing.assert_array_equal(r.z, np.sign(z_star))
 
 
+def test_lift_scales_short_rows_up_to_the_floor_and_no_others():
+    z = np.zeros((4, 8), np.float32)
+    z[0] = [0.3, 0.4] * 4  # rms sqrt(0.125) = 0.354: scaled by 0.5 / 0.354 = 1.414
+    z[1, 1] = 0.05  # rms 0.0177: scaled by 28.3, so its one component is clipped to 1
+    z[2] = 0.9  # long enough already
+    z[3, :2] = [0.6, 0.05]  # rms sqrt(0.3625 / 8) = 0.213: scaled by 2.35, the 0.6 clipped
+    out = search.lift(tf.constant(z), 0.5).numpy()
+    np.testing.assert_allclose(out[0], z[0] * 0.5 / np.sqrt(0.125), rtol=1e-6)
+    np.testing.assert_array_equal(out[1], [0, 1, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(out[2], z[2])
+    np.testing.assert_allclose(out[3, :2], [1.0, 0.05 * 0.5 / np.sqrt(0.3625 / 8)], rtol=1e-6)
+    np.testing.assert_array_equal(search.lift(tf.constant(z), 0.0).numpy(), z)  # 0: z as it is, bit for bit
+
+
+def test_min_z_rms_keeps_the_search_off_the_short_latents():
+    """The planted z* = +-0.1 (rms 0.1) fits the pixels exactly and the search walks to it; with
+    a floor of 0.5 it stays out at the floor (less what clipping to [-1, 1] takes) and fits worse."""
+    z_star = 0.1 * np.sign(np.random.default_rng(4).standard_normal((1, 16))).astype(np.float32)
+    y = _PixelG()(z_star).numpy()
+    args = (y, np.ones((4, 4, 1), np.float32), _PixelG(), _BlindD())
+    free = inpaint(*args, iterations=400, lr=0.01, lam=0.0, weighted=False)
+    floored = inpaint(*args, iterations=400, lr=0.01, lam=0.0, weighted=False, min_z_rms=0.5)
+    np.testing.assert_allclose(free.z, z_star, atol=0.01)
+    assert 0.49 < np.sqrt(np.mean(floored.z**2)) <= 0.5
+    assert floored.loss[0] > free.loss[0] + 1.0
+    with pytest.raises(ValueError, match=r"Expected a min_z_rms >= 0 and < 1 \(z lies in \[-1, 1\]\), got 1.5"):
+        SearchSettings(min_z_rms=1.5)
+
+
 def test_perceptual_term_moves_g_towards_what_d_calls_real(pair):
     """With no known pixel the contextual loss is 0, so only eq. 3 drives the search: it must
     raise D's logit of G(z) (a flipped sign would lower it)."""

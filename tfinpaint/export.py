@@ -176,9 +176,10 @@ class InpaintingModule(tf.Module):
         start = encoder_latents(e, y, mask) if s.starts_from_encoder(e) else None
         inputs, state = search_start(y, mask, g.latent_dim, s.weighted, restarts, seed, start)
         lr, beta1 = tf.constant(s.lr, tf.float32), tf.constant(s.beta1, tf.float64)
+        min_rms = tf.constant(s.min_z_rms, tf.float32)
 
         def body(*state):
-            state, _ = search_step(g, d, state, inputs, lam, lr, beta1)
+            state, _ = search_step(g, d, state, inputs, lam, lr, beta1, min_rms)
             return state
 
         z, *_ = tf.while_loop(lambda z, m, v, t: t < iterations, body, state)

@@ -111,13 +111,21 @@ def search_start(images, masks, latent_dim: int, weighted: bool, restarts, seed,
     return (y, m, w), (z, zeros, zeros, tf.constant(0))
 
 
-def search_step(generator, discriminator, state, inputs, lam, lr, beta1):
-    """One Adam step on z, then z clipped to [-1, 1].
+def lift(z, min_rms):
+    """Each row of z `[N, latent_dim]` whose root-mean-square component is below `min_rms`
+    scaled up to it, then clipped to [-1, 1]; with `min_rms` 0, z as it is."""
+    rms = tf.sqrt(tf.reduce_mean(tf.square(z), axis=-1, keepdims=True))
+    return tf.clip_by_value(z * tf.maximum(min_rms / tf.maximum(rms, 1e-12), 1.0), -1.0, 1.0)
+
+
+def search_step(generator, discriminator, state, inputs, lam, lr, beta1, min_rms):
+    """One Adam step on z, then z clipped to [-1, 1] (and `lift`ed to `min_rms`).
 
     Args:
         state: `(z, m, v, t)`: latents, Adam's moments, steps done.
         inputs: `(y, m, w)` from `search_start`.
         lam, lr, beta1: the perceptual weight, Adam's learning rate (float32) and beta_1 (float64).
+        min_rms: `SearchSettings.min_z_rms` (float32; 0 leaves z as the step left it).
 
     Returns:
         The next state and the loss per row `[rows]` before the step.
@@ -129,7 +137,7 @@ def search_step(generator, discriminator, state, inputs, lam, lr, beta1):
             tape.watch(z)
             loss, _ = search_loss(generator, discriminator, z, *inputs, lam)
         z, m, v = adam_update(z, tape.gradient(loss, z), m, v, t, lr, beta1)
-        return tf.clip_by_value(z, -1.0, 1.0), m, v, loss
+        return lift(tf.clip_by_value(z, -1.0, 1.0), min_rms), m, v, loss
 
     z, m, v, loss = per_image(one, z, m, v, *inputs, outputs=4)
     return (z, m, v, t + 1), loss
@@ -227,10 +235,11 @@ def inpaint(
             )
     inputs, state = search_start(images, masks, generator.latent_dim, s.weighted, s.restarts, s.seed, start)
     lam, lr, beta1 = tf.constant(s.lam, tf.float32), tf.constant(s.lr, tf.float32), tf.constant(s.beta1, tf.float64)
+    min_rms = tf.constant(s.min_z_rms, tf.float32)
     history = []
     every = max(1, s.iterations // 100)
     for it in range(s.iterations):
-        state, loss = _step(generator, discriminator, state, inputs, lam, lr, beta1)
+        state, loss = _step(generator, discriminator, state, inputs, lam, lr, beta1, min_rms)
         history.append(loss)
         if progress and ((it + 1) % every == 0 or it + 1 == s.iterations):
             progress(it + 1, float(tf.reduce_mean(loss)))

@@ -34,6 +34,11 @@ class SearchSettings:
         init: where the search starts: `encoder`, the model's encoder's z for each image
             (its other restarts from the seeded random z); `random`, the seeded random z;
             `auto`, the encoder when the model has one.
+        min_z_rms: after every step, a z whose root-mean-square component is below this is
+            scaled up to it (then clipped to [-1, 1]); 0: never (the paper). G draws a more
+            average, smoother face the shorter z is, and the search's z (the encoder's most
+            of all) is shorter than G's training z (U[-1, 1]: 1/sqrt(3) = 0.577), so a floor
+            trades PSNR for detail (docs/search.md, "Sharper fills").
     """
 
     iterations: int = 300
@@ -47,6 +52,7 @@ class SearchSettings:
     refine_steps: int = 100
     refine_lr: float | None = None
     init: str = "auto"
+    min_z_rms: float = 0.0
 
     def __post_init__(self):
         if self.init not in INITS:
@@ -64,6 +70,9 @@ class SearchSettings:
                 raise ArgumentError(
                     f"Expected a finite {name} {'> 0' if low is None else f'>= {low:g}'}, got {value!r}"
                 )
+        rms = self.min_z_rms
+        if not (isinstance(rms, (int, float)) and not isinstance(rms, bool) and 0.0 <= rms < 1.0):
+            raise ArgumentError(f"Expected a min_z_rms >= 0 and < 1 (z lies in [-1, 1]), got {rms!r}")
         if not 0 <= self.seed < 2**63:
             raise ArgumentError(f"Expected a seed in 0 ... 2**63 - 1, got {self.seed}")
         if self.refine_steps < 0 or (

@@ -98,6 +98,7 @@ SEARCH_SCHEMA = {
     "refine_steps": _whole(0),
     "refine_lr": _optional(_number(0.0, above=True)),
     "init": _one_of(INITS),
+    "min_z_rms": _number(0.0, below=1.0),
 }
 ENCODER_SCHEMA = {
     "width": _whole(1),
