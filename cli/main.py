@@ -42,7 +42,7 @@ from tfinpaint.constants import (
     SIDES,
     STRATEGIES,
 )
-from tfinpaint.errors import first_line
+from tfinpaint.errors import ModelError, first_line
 
 
 class Finite(click.FloatRange):
@@ -440,6 +440,12 @@ def _check_fill(images, mask_spec, model_spec, max_pixels, runner=None, **_):
     from tfinpaint.masks import check_spec
 
     check_spec(mask_spec)
+    if "://" in str(model_spec or ""):
+        if runner is None:
+            raise ModelError(
+                f"A model at {model_spec} is read on Apache Beam only (--runner); copy it here to fill here"
+            )
+        return  # each worker copies it from its file system
     model = resolve(model_spec)
     shape = geometry(model)
     if runner is not None or shape is None:  # a card that store must read says what is wrong itself
@@ -483,7 +489,8 @@ def _check_fill(images, mask_spec, model_spec, max_pixels, runner=None, **_):
     "--model",
     "model_spec",
     default=None,
-    help="Training run directory, exported model directory, or a shipped model's name (default: celeba64).",
+    help="Training run directory, exported model directory, or a shipped model's name (default: celeba64); "
+    "with --runner also a gs:// or s3:// folder.",
 )
 @click.option(
     "--out",

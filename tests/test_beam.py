@@ -20,6 +20,8 @@ from apache_beam.io.localfilesystem import LocalFileSystem  # noqa: E402
 
 from tfinpaint import fill as fill_lib  # noqa: E402
 from tfinpaint.beam import FAILURES, LISTING  # noqa: E402
+from tfinpaint.errors import ModelError  # noqa: E402
+from tfinpaint.store import shipped_dir  # noqa: E402
 
 FACES = 24
 OPTIONS = ["--mask", "random", "--iterations", "2", "--align", "off", "--panel", "--batch-size", "4"]
@@ -45,9 +47,7 @@ def reference(folder, tmp_path_factory):
     """What `tfinpaint fill` writes in one process."""
     out = tmp_path_factory.mktemp("reference")
     events = list(
-        fill_lib.fill_into(
-            [folder], out, "celeba64", "random", iterations=2, align="off", panel=True, batch_size=4
-        )
+        fill_lib.fill_into([folder], out, "celeba64", "random", iterations=2, align="off", panel=True, batch_size=4)
     )
     assert sum(isinstance(e, fill_lib.Failed) for e in events) == 1
     return out
@@ -189,16 +189,16 @@ class _Remote(FileSystem):
 
 
 def test_photos_and_results_on_a_remote_file_system(folder, reference, tmp_path):
-    """The gs:// and s3:// path: photos listed and read, results written and renamed into
-    place, failures recorded, all through Beam's FileSystems, as on a bucket (here one in
-    this process, so the DirectRunner runs in it too)."""
+    """The gs:// and s3:// path: photos listed and read, the model's folder copied, results
+    written and renamed into place, failures recorded, all through Beam's FileSystems, as on
+    a bucket (here one in this process, so the DirectRunner runs in it too)."""
     from tfinpaint import beam as beam_lib
 
     out = tmp_path / "bucket"
     counts = beam_lib.run(
         [_Remote.PREFIX + str(folder)],
         _Remote.PREFIX + str(out),
-        "celeba64",
+        _Remote.PREFIX + str(shipped_dir() / "celeba64"),  # the model's folder on the bucket too
         "random",
         iterations=2,
         align="off",
@@ -210,3 +210,23 @@ def test_photos_and_results_on_a_remote_file_system(folder, reference, tmp_path)
     (failures,) = out.glob(f"{FAILURES}-*.jsonl")
     assert json.loads(failures.read_text())["photo"] == _Remote.PREFIX + str(folder / "a" / "damaged.jpg")
     assert not list(out.rglob(".*.tmp"))
+
+
+def test_a_remote_model_is_copied_once_and_an_empty_one_refused(tmp_path):
+    from tfinpaint import beam as beam_lib
+
+    remote = _Remote.PREFIX + str(shipped_dir() / "svhn64")
+    local = beam_lib.local_model(remote)
+    assert beam_lib.local_model(remote) == local  # once per process
+    copied = sorted(p.relative_to(local) for p in local.rglob("*") if p.is_file())
+    shipped = sorted(
+        p.relative_to(shipped_dir() / "svhn64") for p in (shipped_dir() / "svhn64").rglob("*") if p.is_file()
+    )
+    assert (
+        copied == shipped
+        and (local / "model.json").read_bytes() == (shipped_dir() / "svhn64" / "model.json").read_bytes()
+    )
+    assert beam_lib.local_model("celeba64") == "celeba64"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match=r"^No model at fakefs://.*empty: the folder is empty or not there$"):
+        beam_lib.local_model(_Remote.PREFIX + str(tmp_path / "empty"))

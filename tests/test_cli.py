@@ -197,6 +197,10 @@ def test_fill_errors_name_the_file(tiny_run, face_png, tmp_path):
         (["fill", face_png, "--model", tiny_run, "--mask", "circle"], "Error: Mask 'circle' is neither one of"),
         (["fill", face_png, "--model", tmp_path / "nowhere"], f"Error: Model {tmp_path / 'nowhere'} does not exist"),
         (["fill", face_png, "--model", notmodel], f"Error: {notmodel} is not a tfinpaint model"),
+        (
+            ["fill", face_png, "--model", "gs://bucket/celeba64"],
+            "Error: A model at gs://bucket/celeba64 is read on Apache Beam only (--runner); copy it here to fill here",
+        ),
         (["fill", face_png, "--model", tiny_run, "--align"], f"Error: Model {tiny_run} is not a face model"),
         (
             ["fill", face_png, "--model", tiny_run, "--mask", tmp_path / "bad.png"],

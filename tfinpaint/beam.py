@@ -9,9 +9,10 @@ so each photo keeps the index that seeds its generated mask), into a listing fil
 results that the workers read in parallel. Each worker skips the photos whose results exist,
 loads the model once (`RunInference` with `FillHandler`) and fills its batches with
 `fill.fill`, the one code path of every fill: a result is byte for byte the one `tfinpaint
-fill` writes. Photos and results go through Beam's file systems (local folders, `gs://`,
-`s3://` alike); each result is written under a temporary name and renamed into place, so no
-partial file is ever seen, and a re-run after a failure fills only what is missing. A photo
+fill` writes. Photos, results and the model's folder go through Beam's file systems (local
+folders, `gs://`, `s3://` alike; a remote model is copied to each worker once); each result
+is written under a temporary name and renamed into place, so no partial file is ever seen,
+and a re-run after a failure fills only what is missing. A photo
 that cannot be filled (damaged, no face under `align="on"`, a mask that does not fit) is one
 JSON line in `OUT/tfinpaint-failures-*.jsonl` (its path and the reason) and never stops the
 pipeline. Counts (filled, kept, skipped, failed) are Beam metrics in the namespace `tfinpaint`.
@@ -19,10 +20,12 @@ pipeline. Counts (filled, kept, skipped, failed) are Beam metrics in the namespa
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
 import posixpath
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -41,7 +44,7 @@ except ImportError:  # pragma: no cover - the extra is optional
 from tfinpaint import files, store
 from tfinpaint import fill as fill_lib
 from tfinpaint import photos as photos_lib
-from tfinpaint.errors import DataError, MaskError, TfinpaintError, first_line
+from tfinpaint.errors import DataError, MaskError, ModelError, TfinpaintError, first_line
 from tfinpaint.images import IMAGE_EXTENSIONS, png_bytes
 
 NAMESPACE = "tfinpaint"
@@ -130,7 +133,7 @@ class FillHandler(ModelHandler):
         super().__init__()
 
     def load_model(self) -> store.Model:
-        return store.load_model(self.model)
+        return store.load_model(local_model(self.model))
 
     def batch_elements_kwargs(self):
         return {"min_batch_size": 1, "max_batch_size": self.batch_size}
@@ -179,6 +182,31 @@ def _local_copy(path: str, folder: Path) -> Path:
     with FileSystems.open(path) as src:
         local.write_bytes(src.read())
     return local
+
+
+_MODEL_COPIES: dict[str, Path] = {}
+
+
+def local_model(spec: str | None) -> str | Path | None:
+    """`spec` itself for a shipped model's name or a local folder; for a model folder on a
+    Beam file system (`gs://`, `s3://`), a local copy of the whole folder, made once per
+    worker process and removed when it exits (`store` loads local folders)."""
+    if spec is None or not _is_remote(spec):
+        return spec
+    if spec not in _MODEL_COPIES:
+        root = spec.rstrip("/")
+        (match,) = FileSystems.match([root + "/**"])
+        if not match.metadata_list:
+            raise ModelError(f"No model at {spec}: the folder is empty or not there")
+        local = Path(tempfile.mkdtemp(prefix="tfinpaint-model-"))
+        atexit.register(shutil.rmtree, local, ignore_errors=True)
+        for m in match.metadata_list:
+            target = local.joinpath(*m.path[len(root) + 1 :].split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with FileSystems.open(m.path) as src:
+                target.write_bytes(src.read())
+        _MODEL_COPIES[spec] = local
+    return _MODEL_COPIES[spec]
 
 
 def write(path: str, data: bytes, overwrite: bool) -> bool:
