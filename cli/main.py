@@ -42,7 +42,7 @@ from tfinpaint.constants import (
     SIDES,
     STRATEGIES,
 )
-from tfinpaint.errors import ModelError, first_line
+from tfinpaint.errors import MaskError, ModelError, first_line
 
 
 class Finite(click.FloatRange):
@@ -439,13 +439,13 @@ def _check_fill(images, mask_spec, model_spec, max_pixels, runner=None, **_):
     from tfinpaint.locate import geometry, resolve
     from tfinpaint.masks import check_spec
 
-    check_spec(mask_spec)
+    for spec, what, error in ((model_spec, "model", ModelError), (mask_spec, "mask", MaskError)):
+        if runner is None and "://" in str(spec or ""):
+            raise error(f"A {what} at {spec} is read on Apache Beam only (--runner); copy it here to fill here")
+    if "://" not in str(mask_spec):  # on Beam, each worker copies a remote mask (or model) itself
+        check_spec(mask_spec)
     if "://" in str(model_spec or ""):
-        if runner is None:
-            raise ModelError(
-                f"A model at {model_spec} is read on Apache Beam only (--runner); copy it here to fill here"
-            )
-        return  # each worker copies it from its file system
+        return
     model = resolve(model_spec)
     shape = geometry(model)
     if runner is not None or shape is None:  # a card that store must read says what is wrong itself
@@ -466,7 +466,8 @@ def _check_fill(images, mask_spec, model_spec, max_pixels, runner=None, **_):
     "mask_spec",
     default="block",
     show_default=True,
-    help=f"{', '.join(MASK_KINDS)}, a mask file (white = missing) or a folder of masks named like the images.",
+    help=f"{', '.join(MASK_KINDS)}, a mask file (white = missing) or a folder of masks named like the images "
+    "(with --runner also on gs:// or s3://).",
 )
 @click.option("--mask-invert", is_flag=True, help="Mask files: black = missing instead of white.")
 @click.option(

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from apache_beam.io.localfilesystem import LocalFileSystem  # noqa: E402
 
 from tfinpaint import fill as fill_lib  # noqa: E402
 from tfinpaint.beam import FAILURES, LISTING  # noqa: E402
-from tfinpaint.errors import ModelError  # noqa: E402
+from tfinpaint.errors import MaskError, ModelError  # noqa: E402
 from tfinpaint.store import shipped_dir  # noqa: E402
 
 FACES = 24
@@ -212,21 +213,27 @@ def test_photos_and_results_on_a_remote_file_system(folder, reference, tmp_path)
     assert not list(out.rglob(".*.tmp"))
 
 
-def test_a_remote_model_is_copied_once_and_an_empty_one_refused(tmp_path):
+def test_a_remote_model_or_mask_is_copied_once_and_a_missing_one_refused(tmp_path):
     from tfinpaint import beam as beam_lib
 
-    remote = _Remote.PREFIX + str(shipped_dir() / "svhn64")
-    local = beam_lib.local_model(remote)
-    assert beam_lib.local_model(remote) == local  # once per process
-    copied = sorted(p.relative_to(local) for p in local.rglob("*") if p.is_file())
-    shipped = sorted(
-        p.relative_to(shipped_dir() / "svhn64") for p in (shipped_dir() / "svhn64").rglob("*") if p.is_file()
-    )
-    assert (
-        copied == shipped
-        and (local / "model.json").read_bytes() == (shipped_dir() / "svhn64" / "model.json").read_bytes()
-    )
-    assert beam_lib.local_model("celeba64") == "celeba64"
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelError, match=r"^No model at fakefs://.*empty: the folder is empty or not there$"):
-        beam_lib.local_model(_Remote.PREFIX + str(tmp_path / "empty"))
+    shipped = shipped_dir() / "svhn64"
+    local = beam_lib.local_model(_Remote.PREFIX + str(shipped))
+    assert beam_lib.local_model(_Remote.PREFIX + str(shipped)) == local  # once per process
+    assert _tree(local) == _tree(shipped)
+    assert beam_lib.local_model("celeba64") == "celeba64" and beam_lib.local_mask("block") == "block"
+    masks = tmp_path / "masks"
+    (masks / "sub").mkdir(parents=True)
+    Image.fromarray(np.eye(8, dtype=np.uint8) * 255).save(masks / "sub" / "a.png")
+    Image.fromarray(np.ones((8, 8), np.uint8) * 255).save(masks / "b.png")
+    folder = beam_lib.local_mask(_Remote.PREFIX + str(masks))
+    assert _tree(folder) == _tree(masks)
+    one = beam_lib.local_mask(_Remote.PREFIX + str(masks / "b.png"))
+    assert one.name == "b.png" and one.read_bytes() == (masks / "b.png").read_bytes()
+    with pytest.raises(ModelError, match=r"^No model at fakefs://.*nowhere: nothing is there$"):
+        beam_lib.local_model(_Remote.PREFIX + str(tmp_path / "nowhere"))
+    with pytest.raises(MaskError, match=r"^No mask at fakefs://.*nowhere.png: nothing is there$"):
+        beam_lib.local_mask(_Remote.PREFIX + str(tmp_path / "nowhere.png"))
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}

@@ -201,6 +201,10 @@ def test_fill_errors_name_the_file(tiny_run, face_png, tmp_path):
             ["fill", face_png, "--model", "gs://bucket/celeba64"],
             "Error: A model at gs://bucket/celeba64 is read on Apache Beam only (--runner); copy it here to fill here",
         ),
+        (
+            ["fill", face_png, "--model", tiny_run, "--mask", "s3://bucket/masks"],
+            "Error: A mask at s3://bucket/masks is read on Apache Beam only (--runner); copy it here to fill here",
+        ),
         (["fill", face_png, "--model", tiny_run, "--align"], f"Error: Model {tiny_run} is not a face model"),
         (
             ["fill", face_png, "--model", tiny_run, "--mask", tmp_path / "bad.png"],

@@ -10,7 +10,7 @@ results that the workers read in parallel. Each worker skips the photos whose re
 loads the model once (`RunInference` with `FillHandler`) and fills its batches with
 `fill.fill`, the one code path of every fill: a result is byte for byte the one `tfinpaint
 fill` writes. Photos, results and the model's folder go through Beam's file systems (local
-folders, `gs://`, `s3://` alike; a remote model is copied to each worker once); each result
+folders, `gs://`, `s3://` alike; a remote model or mask is copied to each worker once); each result
 is written under a temporary name and renamed into place, so no partial file is ever seen,
 and a re-run after a failure fills only what is missing. A photo
 that cannot be filled (damaged, no face under `align="on"`, a mask that does not fit) is one
@@ -143,13 +143,14 @@ class FillHandler(ModelHandler):
 
     def run_inference(self, batch: Sequence[Photo], model: store.Model, inference_args=None) -> Iterable:
         max_pixels = self.options.get("max_pixels", photos_lib.MAX_PIXELS)
+        mask = local_mask(self.mask)
         with tempfile.TemporaryDirectory(prefix="tfinpaint-beam-") as tmp:
             ready, failed = [], {}
             for k, photo in enumerate(batch):
                 try:
                     local = _local_copy(photo.path, Path(tmp) / str(k))
                     listed = photos_lib.Listed(local, photo.name)
-                    photos_lib.check([listed], self.mask, max_pixels, model.preprocess, model.image_size)
+                    photos_lib.check([listed], mask, max_pixels, model.preprocess, model.image_size)
                     ready.append((photo, listed))
                 except (TfinpaintError, OSError) as e:  # a photo's own fault: reported, never fatal
                     failed[photo] = fill_lib.Failed(photo.name, photo.path, first_line(e))
@@ -157,7 +158,7 @@ class FillHandler(ModelHandler):
                 fill_lib.fill(
                     [listed for _, listed in ready],
                     model,
-                    self.mask,
+                    mask,
                     batch_size=self.batch_size,
                     errors="report",
                     indices=[photo.index for photo, _ in ready],
@@ -184,29 +185,44 @@ def _local_copy(path: str, folder: Path) -> Path:
     return local
 
 
-_MODEL_COPIES: dict[str, Path] = {}
+_COPIES: dict[str, Path] = {}
+
+
+def _copied(spec: str, what: str) -> Path:
+    """A local copy of the remote folder (its whole tree) or file `spec`, made once per worker
+    process and removed when it exits."""
+    if spec not in _COPIES:
+        root = spec.rstrip("/")
+        (tree,) = FileSystems.match([root + "/**"])
+        if tree.metadata_list:  # a folder
+            names = {m.path: m.path[len(root) + 1 :] for m in tree.metadata_list}
+        else:
+            (one,) = FileSystems.match([root])
+            names = {root: posixpath.basename(root)} if one.metadata_list else {}
+        if not names:
+            raise (ModelError if what == "model" else MaskError)(f"No {what} at {spec}: nothing is there")
+        folder = Path(tempfile.mkdtemp(prefix="tfinpaint-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        for path, name in names.items():
+            target = folder.joinpath(*name.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with FileSystems.open(path) as src:
+                target.write_bytes(src.read())
+        _COPIES[spec] = folder if tree.metadata_list else folder / posixpath.basename(root)
+    return _COPIES[spec]
 
 
 def local_model(spec: str | None) -> str | Path | None:
     """`spec` itself for a shipped model's name or a local folder; for a model folder on a
     Beam file system (`gs://`, `s3://`), a local copy of the whole folder, made once per
-    worker process and removed when it exits (`store` loads local folders)."""
-    if spec is None or not _is_remote(spec):
-        return spec
-    if spec not in _MODEL_COPIES:
-        root = spec.rstrip("/")
-        (match,) = FileSystems.match([root + "/**"])
-        if not match.metadata_list:
-            raise ModelError(f"No model at {spec}: the folder is empty or not there")
-        local = Path(tempfile.mkdtemp(prefix="tfinpaint-model-"))
-        atexit.register(shutil.rmtree, local, ignore_errors=True)
-        for m in match.metadata_list:
-            target = local.joinpath(*m.path[len(root) + 1 :].split("/"))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with FileSystems.open(m.path) as src:
-                target.write_bytes(src.read())
-        _MODEL_COPIES[spec] = local
-    return _MODEL_COPIES[spec]
+    worker process (`store` loads local folders)."""
+    return _copied(spec, "model") if spec is not None and _is_remote(spec) else spec
+
+
+def local_mask(spec: str) -> str | Path:
+    """`spec` itself for a mask kind or a local path; for a mask file or a folder of masks on
+    a Beam file system, a local copy, made once per worker process."""
+    return _copied(spec, "mask") if _is_remote(spec) else spec
 
 
 def write(path: str, data: bytes, overwrite: bool) -> bool:
