@@ -357,7 +357,8 @@ def _train(trainer: Trainer, config: TrainConfig, source, run_dir: Path, write_d
                 tf.summary.image("samples", grid[None], max_outputs=1)
                 tf.summary.scalar("samples_sharpness", sharp)
             if verbose:
-                print(f"Samples' sharpness: {sharp:.2f} of the training images' (1: as detailed)")
+                detail = "1: as detailed; below, smoother; above, noisier"
+                print(f"Samples' sharpness: {sharp:.2f} of the training images' ({detail})")
 
     loop = Loop(
         total,
