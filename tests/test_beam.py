@@ -233,6 +233,10 @@ def test_a_remote_model_or_mask_is_copied_once_and_a_missing_one_refused(tmp_pat
         beam_lib.local_model(_Remote.PREFIX + str(tmp_path / "nowhere"))
     with pytest.raises(MaskError, match=r"^No mask at fakefs://.*nowhere.png: nothing is there$"):
         beam_lib.local_mask(_Remote.PREFIX + str(tmp_path / "nowhere.png"))
+    # and the driver says so before the pipeline starts, in one line
+    with pytest.raises(ModelError, match=r"^No model at fakefs://.*nowhere: nothing is there$"):
+        beam_lib.run([str(masks)], str(tmp_path / "out"), _Remote.PREFIX + str(tmp_path / "nowhere"))
+    assert not (tmp_path / "out").exists()
 
 
 def _tree(folder):

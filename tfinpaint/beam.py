@@ -9,10 +9,10 @@ so each photo keeps the index that seeds its generated mask), into a listing fil
 results that the workers read in parallel. Each worker skips the photos whose results exist,
 loads the model once (`RunInference` with `FillHandler`) and fills its batches with
 `fill.fill`, the one code path of every fill: a result is byte for byte the one `tfinpaint
-fill` writes. Photos, results and the model's folder go through Beam's file systems (local
-folders, `gs://`, `s3://` alike; a remote model or mask is copied to each worker once); each result
-is written under a temporary name and renamed into place, so no partial file is ever seen,
-and a re-run after a failure fills only what is missing. A photo
+fill` writes. Photos, results, the model's folder and mask files go through Beam's file
+systems (local folders, `gs://`, `s3://` alike; each worker copies a remote model or mask
+once); each result is written under a temporary name and renamed into place, so no partial
+file is ever seen, and a re-run after a failure fills only what is missing. A photo
 that cannot be filled (damaged, no face under `align="on"`, a mask that does not fit) is one
 JSON line in `OUT/tfinpaint-failures-*.jsonl` (its path and the reason) and never stops the
 pipeline. Counts (filled, kept, skipped, failed) are Beam metrics in the namespace `tfinpaint`.
@@ -188,19 +188,28 @@ def _local_copy(path: str, folder: Path) -> Path:
 _COPIES: dict[str, Path] = {}
 
 
+def _remote_files(spec: str, what: str) -> tuple[dict[str, str], bool]:
+    """The files of the remote folder (its whole tree) or file `spec`, as {path: name inside
+    the folder}, and whether it is a folder.
+
+    Raises:
+        ModelError, MaskError (by `what`): nothing is there.
+    """
+    root = spec.rstrip("/")
+    (tree,) = FileSystems.match([root + "/**"])
+    if tree.metadata_list:
+        return {m.path: m.path[len(root) + 1 :] for m in tree.metadata_list}, True
+    (one,) = FileSystems.match([root])
+    if not one.metadata_list:
+        raise (ModelError if what == "model" else MaskError)(f"No {what} at {spec}: nothing is there")
+    return {root: posixpath.basename(root)}, False
+
+
 def _copied(spec: str, what: str) -> Path:
-    """A local copy of the remote folder (its whole tree) or file `spec`, made once per worker
-    process and removed when it exits."""
+    """A local copy of the remote folder or file `spec`, made once per worker process and
+    removed when it exits."""
     if spec not in _COPIES:
-        root = spec.rstrip("/")
-        (tree,) = FileSystems.match([root + "/**"])
-        if tree.metadata_list:  # a folder
-            names = {m.path: m.path[len(root) + 1 :] for m in tree.metadata_list}
-        else:
-            (one,) = FileSystems.match([root])
-            names = {root: posixpath.basename(root)} if one.metadata_list else {}
-        if not names:
-            raise (ModelError if what == "model" else MaskError)(f"No {what} at {spec}: nothing is there")
+        names, is_folder = _remote_files(spec, what)
         folder = Path(tempfile.mkdtemp(prefix="tfinpaint-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         for path, name in names.items():
@@ -208,7 +217,7 @@ def _copied(spec: str, what: str) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             with FileSystems.open(path) as src:
                 target.write_bytes(src.read())
-        _COPIES[spec] = folder if tree.metadata_list else folder / posixpath.basename(root)
+        _COPIES[spec] = folder if is_folder else folder / next(iter(names.values()))
     return _COPIES[spec]
 
 
@@ -334,6 +343,9 @@ def run(
     `--runner DataflowRunner --project ...`; default the DirectRunner), wait, and count."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    for spec, what in ((model, "model"), (mask, "mask")):  # on the driver, before any worker starts
+        if spec is not None and _is_remote(str(spec)):
+            _remote_files(str(spec), what)
     listing = list_photos(specs, str(out))
     pipeline = beam.Pipeline(options=PipelineOptions(list(pipeline_args)))
     _ = pipeline | FillPhotos(listing, str(out), model, mask, **options)
