@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from tfinpaint import fill as fill_lib
 from tfinpaint.cli import main
 
 gradio_client = pytest.importorskip("gradio_client", reason='the app tests need the app extra: pip install -e ".[app]"')
@@ -76,9 +77,9 @@ def _editor(photo: Path, layer: Path | None = None) -> dict:
     return {"background": gradio_client.handle_file(str(photo)), "layers": files, "composite": None}
 
 
-def _fill(url, editor, kind="painted", model="celeba64", iterations=20):
+def _fill(url, editor, kind="painted", model="celeba64", iterations=20, min_z_rms=0.0):
     client = gradio_client.Client(url, verbose=False)
-    return client.predict(editor, kind, model, iterations, 0.003, 1, 0, "poisson", "auto", api_name="/fill")
+    return client.predict(editor, kind, model, iterations, 0.003, min_z_rms, 1, 0, "poisson", "auto", api_name="/fill")
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +118,12 @@ def test_mask_kinds_models_and_mistakes(server, tmp_path, faces_dir):
     out, photo = np.asarray(Image.open(result)), np.asarray(Image.open(digit).convert("RGB"))
     assert out.shape == photo.shape
     np.testing.assert_array_equal(out[:, 16:], photo[:, 16:])  # the left half was filled
+    sharper, *_ = _fill(server, _editor(digit), kind="half", model="svhn64", iterations=5, min_z_rms=0.55)
+    sharper = np.asarray(Image.open(sharper))
+    np.testing.assert_array_equal(sharper[:, 16:], photo[:, 16:])
+    (expected,) = fill_lib.fill([photo], "svhn64", "half", iterations=5, min_z_rms=0.55)
+    np.testing.assert_array_equal(sharper, expected.image)  # the dial reaches the search
+    assert not np.array_equal(sharper, out)
     with pytest.raises(gradio_client.exceptions.AppError, match="Paint over what to fill"):
         _fill(server, _editor(digit), kind="painted", model="svhn64")
     with pytest.raises(gradio_client.exceptions.AppError, match="missing pixels outside every face"):

@@ -110,6 +110,7 @@ def run_fill(
     model_spec: str,
     iterations: int,
     lam: float,
+    min_z_rms: float,
     restarts: int,
     seed: int,
     blend: str,
@@ -135,6 +136,7 @@ def run_fill(
             mask,
             iterations=int(iterations),
             lam=float(lam),
+            min_z_rms=float(min_z_rms),
             restarts=int(restarts),
             seed=int(seed),
             blend=blend,
@@ -192,6 +194,13 @@ def build(model_specs: Sequence[str]) -> gr.Blocks:
                 with gr.Accordion("Advanced", open=False):
                     iterations = gr.Slider(1, 3000, value=defaults.iterations, step=1, label="Iterations")
                     lam = gr.Number(value=defaults.lam, label="λ (perceptual loss weight)")
+                    min_z_rms = gr.Slider(
+                        0.0,
+                        0.95,
+                        value=defaults.min_z_rms,
+                        step=0.01,
+                        label="Least z length (rms; 0.5-0.58: sharper, less averaged fills at some PSNR)",
+                    )
                     restarts = gr.Slider(1, 8, value=defaults.restarts, step=1, label="Restarts")
                     seed = gr.Number(value=0, precision=0, label="Seed")
                     blend = gr.Radio(list(BLENDS), value="poisson", label="Blend")
@@ -210,7 +219,7 @@ def build(model_specs: Sequence[str]) -> gr.Blocks:
 
         button.click(
             on_fill,
-            [editor, mask_kind, model_spec, iterations, lam, restarts, seed, blend, align],
+            [editor, mask_kind, model_spec, iterations, lam, min_z_rms, restarts, seed, blend, align],
             [result, generated, masked, curve, download],
             api_name="fill",
             concurrency_limit=1,
