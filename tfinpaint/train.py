@@ -178,9 +178,6 @@ class Trainer:
         """The saved generator's images of `fixed_z()`, `[64, H, W, C]` in [-1, 1]."""
         return self.final_generator(self.fixed_z(), training=False).numpy()
 
-    def sample_grid(self) -> np.ndarray:
-        return images_lib.grid(self.samples(), rows=8)
-
     def recalibrate(self, real_batches, batches: int = 16) -> None:
         """Set G's and D's batch-norm statistics to the population statistics of the
         current weights (the mean over `batches` batches), for inference mode; with an
