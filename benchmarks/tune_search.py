@@ -72,10 +72,11 @@ def main():
     kinds = args.masks.split(",")
 
     def cells(scores, method):
+        # one cell per mask kind; a method that has no score for a kind (no baseline fills "none") gets ""
+        score = {s.mask: s for s in scores if s.method == method}
         return [
-            f"{s.psnr:.2f} / {s.ssim:.3f} / {s.psnr_box:.2f} / {s.sharpness_hole:.2f}"
-            for s in scores
-            if s.method == method
+            f"{s.psnr:.2f} / {s.ssim:.3f} / {s.psnr_box:.2f} / {s.sharpness_hole:.2f}" if s else ""
+            for s in (score.get(k) for k in kinds)
         ]
 
     for change in json.loads(args.grid) if args.grid else GRID:
